@@ -1,0 +1,50 @@
+# The front door. `make run` boots the machine in QEMU; `make test` runs
+# every test; `make bench` measures. Each installs what a fresh machine lacks.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+QEMU ?= qemu-system-x86_64
+# Extra words for the hypervisor's command line, e.g. `make run ARGS=loglvl=debug`.
+ARGS ?=
+
+.PHONY: all run test bench lint images deps help
+
+all: images
+
+help:
+	@echo "make run    boot the machine in QEMU (Ctrl-A X quits; ARGS='loglvl=debug' adds boot options)"
+	@echo "make test   run every test: host unit tests, ring tests, and QEMU boot tests"
+	@echo "make bench  run the benchmarks and print their tables"
+	@echo "make lint   clippy over the workspace and the bare-metal image"
+
+# What a fresh machine lacks: QEMU (Debian's qemu-system-x86) and the Rust
+# target (rustup installs it from rust-toolchain.toml on first use).
+deps:
+	@if ! command -v $(QEMU) >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make: installing QEMU (Debian package qemu-system-x86)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 >/dev/null || exit 1; \
+		else \
+			echo "make: $(QEMU) is missing; install it with: sudo apt-get install qemu-system-x86" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	@command -v $(CARGO) >/dev/null 2>&1 || { echo "make: cargo is missing; install Rust with rustup" >&2; exit 1; }
+	@rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-none || rustup target add x86_64-unknown-none
+
+images: deps
+	$(CARGO) build --release -p xen-core --target x86_64-unknown-none --target-dir target/images
+
+run: images
+	@$(CARGO) run --quiet --release -p xen-tests --bin run-machine -- $(ARGS)
+
+test: images lint
+	$(CARGO) test --workspace
+
+lint: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release -p xen-core --target x86_64-unknown-none --target-dir target/images -- -D warnings
+
+bench: deps
+	$(CARGO) bench -p ring-protocol

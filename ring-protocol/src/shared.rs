@@ -1,0 +1,289 @@
+//! The one door to a page the peer can write: every read and write of a shared ring page
+//! in this crate goes through [`SharedPage`], and this is the only module with `unsafe`.
+//!
+//! Rules this module keeps, so a racing or hostile peer causes wrong data, never
+//! unsoundness:
+//!
+//! 1. No `&T` or `&mut T` to plain data in the page is ever created or handed out. Data is
+//!    copied in and out through atomic accesses of one fixed width per region: 32-bit words
+//!    for ring indices and ring slots, single bytes for the console and store byte rings.
+//!    Atomic accesses are defined even when they race (the peer is another thread in our
+//!    tests, or another domain in production, whose accesses are outside our program);
+//!    plain or volatile accesses would be a data race, and undefined, within one process.
+//! 2. Every offset is bounds-checked against the page here, so a bug elsewhere in the
+//!    crate panics instead of touching memory outside the page. Callers compute offsets
+//!    from their own, masked indices, never from a peer's value, so the checks do not fire.
+//! 3. Values read from the page are returned by value: a caller that reads an entry once
+//!    holds a private copy the peer cannot change afterwards (Xen XSA-155).
+//!
+//! Under `cfg(loom)` the same interface is backed by loom's atomics for the indices and
+//! loom `UnsafeCell`s for every data byte, so loom checks the ring code in `frontend.rs`
+//! and `backend.rs`, unchanged, for missing orderings and lost wake-ups.
+
+use crate::layout::PAGE_SIZE;
+use core::sync::atomic::Ordering;
+
+pub use implementation::SharedPage;
+#[cfg(not(loom))]
+pub use implementation::PageBuffer;
+
+/// A full memory barrier (Xen's `mb()`): orders this side's earlier stores before its later
+/// loads. Under `cfg(loom)` this is loom's fence, so the model sees it.
+pub(crate) fn full_fence() {
+    #[cfg(not(loom))]
+    core::sync::atomic::fence(Ordering::SeqCst);
+    #[cfg(loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// Panics unless `offset..offset + length` lies in the page and is `alignment`-aligned.
+/// Reached only through a bug in this crate: callers derive offsets from masked indices.
+fn check_range(offset: usize, length: usize, alignment: usize) {
+    assert!(
+        offset % alignment == 0 && length % alignment == 0,
+        "shared page access at {offset} of {length} bytes is not {alignment}-aligned"
+    );
+    assert!(
+        offset <= PAGE_SIZE && length <= PAGE_SIZE - offset,
+        "shared page access at {offset} of {length} bytes is outside the page"
+    );
+}
+
+#[cfg(not(loom))]
+mod implementation {
+    use super::{check_range, Ordering};
+    use crate::layout::PAGE_SIZE;
+    use core::marker::PhantomData;
+    use core::ptr::NonNull;
+    use core::sync::atomic::{AtomicU32, AtomicU8};
+
+    /// A page-aligned, zeroed 4 KiB buffer that both sides of a ring can share within one
+    /// address space: in tests, and for rings between two parts of one program. It is made
+    /// of atomics, so sharing it by `&` is sound.
+    #[repr(C, align(4096))]
+    pub struct PageBuffer {
+        words: [AtomicU32; PAGE_SIZE / 4],
+    }
+
+    impl PageBuffer {
+        /// A zeroed page.
+        pub const fn new() -> Self {
+            Self {
+                words: [const { AtomicU32::new(0) }; PAGE_SIZE / 4],
+            }
+        }
+    }
+
+    impl Default for PageBuffer {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// A handle to one 4 KiB page shared with a peer that may write it at any moment.
+    ///
+    /// It never lends out a reference into the page; it only copies values in and out.
+    #[derive(Clone)]
+    pub struct SharedPage<'page> {
+        base: NonNull<u8>,
+        lifetime: PhantomData<&'page PageBuffer>,
+    }
+
+    // SAFETY: a `SharedPage` is a pointer to memory that is only ever accessed through
+    // atomic operations (rule 1 of the module doc), which are sound from any thread; it owns
+    // nothing that is tied to one thread.
+    unsafe impl Send for SharedPage<'_> {}
+    // SAFETY: as for `Send`: every method takes `&self` and performs only atomic accesses,
+    // so concurrent use from several threads is sound.
+    unsafe impl Sync for SharedPage<'_> {}
+
+    impl<'page> SharedPage<'page> {
+        /// A handle to a page buffer owned by this program.
+        pub fn new(buffer: &'page PageBuffer) -> Self {
+            Self {
+                base: NonNull::from(buffer).cast(),
+                lifetime: PhantomData,
+            }
+        }
+
+        /// A handle to a page mapped from elsewhere, such as a granted page.
+        ///
+        /// # Safety
+        ///
+        /// 1. `base` is aligned to 4096 bytes, and the 4096 bytes from it are mapped
+        ///    readable and writable for all of `'page`.
+        /// 2. Within this program, every access to that page during `'page` goes through a
+        ///    `SharedPage` (or is otherwise atomic with the same access widths); no Rust
+        ///    reference to its contents exists. Writes by another domain or device are
+        ///    outside this program and are allowed at any time.
+        pub unsafe fn from_raw(base: NonNull<u8>) -> Self {
+            Self {
+                base,
+                lifetime: PhantomData,
+            }
+        }
+
+        /// The atomic 32-bit word at `offset` (4-aligned, checked by the caller).
+        fn word(&self, offset: usize) -> &AtomicU32 {
+            let pointer = self.base.as_ptr().wrapping_add(offset).cast::<u32>();
+            // SAFETY: 1. `offset` is in the page and 4-aligned (checked by every caller
+            // through `check_range`), and the base is page-aligned, so `pointer` is in
+            // bounds and aligned for `AtomicU32`. 2. The page stays mapped for `'page`
+            // (contract of `new`/`from_raw`), and the returned reference does not outlive
+            // `&self`. 3. All accesses to this word in this program are 32-bit atomics
+            // (module rule 1), as `AtomicU32::from_ptr` requires.
+            unsafe { AtomicU32::from_ptr(pointer) }
+        }
+
+        /// The atomic byte at `offset` (checked by the caller).
+        fn byte(&self, offset: usize) -> &AtomicU8 {
+            let pointer = self.base.as_ptr().wrapping_add(offset);
+            // SAFETY: as for `word`: `offset` is in the page (checked by every caller), the
+            // page is mapped for `'page`, and all accesses to bytes of a byte-ring region
+            // are 8-bit atomics (module rule 1).
+            unsafe { AtomicU8::from_ptr(pointer) }
+        }
+
+        /// Loads the 32-bit index at `offset` with the given ordering.
+        pub(crate) fn load_index(&self, offset: usize, order: Ordering) -> u32 {
+            check_range(offset, 4, 4);
+            self.word(offset).load(order)
+        }
+
+        /// Stores the 32-bit index at `offset` with the given ordering.
+        pub(crate) fn store_index(&self, offset: usize, value: u32, order: Ordering) {
+            check_range(offset, 4, 4);
+            self.word(offset).store(value, order);
+        }
+
+        /// Copies `destination.len()` bytes from `offset` out of the page, one relaxed
+        /// 32-bit load per word. Ordering against the indices comes from the index accesses.
+        pub(crate) fn read_words(&self, offset: usize, destination: &mut [u8]) {
+            check_range(offset, destination.len(), 4);
+            for (index, chunk) in destination.chunks_exact_mut(4).enumerate() {
+                let value = self.word(offset + 4 * index).load(Ordering::Relaxed);
+                chunk.copy_from_slice(&value.to_ne_bytes());
+            }
+        }
+
+        /// Copies `source` into the page at `offset`, one relaxed 32-bit store per word.
+        pub(crate) fn write_words(&self, offset: usize, source: &[u8]) {
+            check_range(offset, source.len(), 4);
+            for (index, chunk) in source.chunks_exact(4).enumerate() {
+                let mut bytes = [0u8; 4];
+                bytes.copy_from_slice(chunk);
+                self.word(offset + 4 * index)
+                    .store(u32::from_ne_bytes(bytes), Ordering::Relaxed);
+            }
+        }
+
+        /// Copies bytes out of the page from `offset`, one relaxed byte load each.
+        pub(crate) fn read_bytes(&self, offset: usize, destination: &mut [u8]) {
+            check_range(offset, destination.len(), 1);
+            for (index, byte) in destination.iter_mut().enumerate() {
+                *byte = self.byte(offset + index).load(Ordering::Relaxed);
+            }
+        }
+
+        /// Copies bytes into the page at `offset`, one relaxed byte store each.
+        pub(crate) fn write_bytes(&self, offset: usize, source: &[u8]) {
+            check_range(offset, source.len(), 1);
+            for (index, byte) in source.iter().enumerate() {
+                self.byte(offset + index).store(*byte, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(loom)]
+mod implementation {
+    use super::{check_range, Ordering};
+    use crate::layout::{HEADER_SIZE, PAGE_SIZE};
+    use core::marker::PhantomData;
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::AtomicU32;
+    use std::boxed::Box;
+    use std::sync::Arc;
+
+    /// Under loom: the page as loom sees it. The 64-byte header is sixteen loom atomics;
+    /// every byte after it is its own loom `UnsafeCell`, so loom reports any slot access
+    /// not ordered by the index protocol as a data race.
+    struct ModelPage {
+        header: [AtomicU32; HEADER_SIZE / 4],
+        body: Box<[UnsafeCell<u8>]>,
+    }
+
+    /// A handle to one 4 KiB page shared with a peer (loom model version). Clone it to give
+    /// the other side its own handle.
+    #[derive(Clone)]
+    pub struct SharedPage<'page> {
+        page: Arc<ModelPage>,
+        lifetime: PhantomData<&'page ()>,
+    }
+
+    impl SharedPage<'static> {
+        /// A zeroed page inside a loom model.
+        pub fn new_model() -> Self {
+            let page = ModelPage {
+                header: core::array::from_fn(|_| AtomicU32::new(0)),
+                body: (HEADER_SIZE..PAGE_SIZE).map(|_| UnsafeCell::new(0)).collect(),
+            };
+            Self {
+                page: Arc::new(page),
+                lifetime: PhantomData,
+            }
+        }
+    }
+
+    impl SharedPage<'_> {
+        fn cell(&self, offset: usize) -> &UnsafeCell<u8> {
+            assert!(offset >= HEADER_SIZE, "model page: data access inside the header");
+            &self.page.body[offset - HEADER_SIZE]
+        }
+
+        /// Loads the 32-bit index at `offset` with the given ordering.
+        pub(crate) fn load_index(&self, offset: usize, order: Ordering) -> u32 {
+            check_range(offset, 4, 4);
+            self.page.header[offset / 4].load(order)
+        }
+
+        /// Stores the 32-bit index at `offset` with the given ordering.
+        pub(crate) fn store_index(&self, offset: usize, value: u32, order: Ordering) {
+            check_range(offset, 4, 4);
+            self.page.header[offset / 4].store(value, order);
+        }
+
+        /// Copies bytes out of the page; loom checks each byte for races.
+        pub(crate) fn read_words(&self, offset: usize, destination: &mut [u8]) {
+            check_range(offset, destination.len(), 4);
+            self.read_bytes(offset, destination);
+        }
+
+        /// Copies bytes into the page; loom checks each byte for races.
+        pub(crate) fn write_words(&self, offset: usize, source: &[u8]) {
+            check_range(offset, source.len(), 4);
+            self.write_bytes(offset, source);
+        }
+
+        /// Copies bytes out of the page; loom checks each byte for races.
+        pub(crate) fn read_bytes(&self, offset: usize, destination: &mut [u8]) {
+            check_range(offset, destination.len(), 1);
+            for (index, byte) in destination.iter_mut().enumerate() {
+                // SAFETY: loom's `with` hands a pointer valid for reading the cell's `u8`
+                // for the duration of the closure; loom itself reports unordered access.
+                *byte = self.cell(offset + index).with(|pointer| unsafe { *pointer });
+            }
+        }
+
+        /// Copies bytes into the page; loom checks each byte for races.
+        pub(crate) fn write_bytes(&self, offset: usize, source: &[u8]) {
+            check_range(offset, source.len(), 1);
+            for (index, byte) in source.iter().enumerate() {
+                // SAFETY: loom's `with_mut` hands a pointer valid for writing the cell's
+                // `u8` for the duration of the closure; loom reports unordered access.
+                self.cell(offset + index)
+                    .with_mut(|pointer| unsafe { *pointer = *byte });
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Raw access to physical memory through the direct map: the one place the
+//! hypervisor turns a physical address into a pointer.
+//!
+//! Soundness rests on one invariant: only frames the hypervisor owns (page
+//! tables, the heap) or firmware tables are read or written here, and the
+//! direct map covers them (the boot map covers the first 4 GiB; the final
+//! map covers all managed RAM).
+
+use xen_core::acpi::{AcpiError, PhysicalMemory};
+use xen_core::frame_allocator::{Frame, FRAME_SIZE};
+use xen_core::layout::direct_map;
+
+/// The highest physical address the boot page tables reach (4 GiB).
+pub const BOOT_MAP_LIMIT: u64 = 4 << 30;
+
+/// Copies `buffer.len()` bytes from physical `address` (below the limit the
+/// current map covers).
+pub fn read_bytes(address: u64, buffer: &mut [u8]) {
+    let source = direct_map(address) as *const u8;
+    // SAFETY: the caller reads firmware- or loader-provided data below
+    // BOOT_MAP_LIMIT while the boot map is live (or owned RAM afterwards);
+    // the direct map maps it readable; byte copies need no alignment;
+    // `buffer` is a distinct, writable Rust slice.
+    unsafe { core::ptr::copy_nonoverlapping(source, buffer.as_mut_ptr(), buffer.len()) };
+}
+
+/// Reads one 64-bit word of a frame the hypervisor owns.
+pub fn read_u64(frame: Frame, index: usize) -> u64 {
+    assert!(index < 512);
+    let pointer = (direct_map(frame.address()) as *const u64).wrapping_add(index);
+    // SAFETY: `frame` is a page-table frame owned by the hypervisor and
+    // mapped by the direct map; `index < 512` keeps the read inside it.
+    unsafe { pointer.read_volatile() }
+}
+
+/// Writes one 64-bit word of a frame the hypervisor owns.
+pub fn write_u64(frame: Frame, index: usize, value: u64) {
+    assert!(index < 512);
+    let pointer = (direct_map(frame.address()) as *mut u64).wrapping_add(index);
+    // SAFETY: as for `read_u64`; no Rust reference to this frame exists.
+    unsafe { pointer.write_volatile(value) };
+}
+
+/// Zeroes a frame the hypervisor owns.
+pub fn zero_frame(frame: Frame) {
+    let pointer = direct_map(frame.address()) as *mut u8;
+    // SAFETY: the frame was just taken from the allocator, so nothing else
+    // uses it; the direct map maps all of it writable.
+    unsafe { core::ptr::write_bytes(pointer, 0, FRAME_SIZE as usize) };
+}
+
+/// Firmware memory for the ACPI parser, readable while the boot map is live.
+pub struct BootFirmwareMemory;
+
+impl PhysicalMemory for BootFirmwareMemory {
+    fn read(&self, address: u64, buffer: &mut [u8]) -> Result<(), AcpiError> {
+        let end = address.checked_add(buffer.len() as u64);
+        match end {
+            Some(end) if end <= BOOT_MAP_LIMIT => {
+                read_bytes(address, buffer);
+                Ok(())
+            }
+            _ => Err(AcpiError::Unreadable { address, length: buffer.len() }),
+        }
+    }
+}
