@@ -1,0 +1,74 @@
+//! Hypercall numbers and the calling convention.
+//!
+//! A domain enters with `syscall` (Xen PV x86_64 style): number in `rax`,
+//! arguments in `rdi rsi rdx r10 r8`, result in `rax` (negative errno on
+//! failure). `rcx` and `r11` are clobbered by the instruction itself; every
+//! other register is preserved.
+
+/// `set_callbacks` (not offered yet).
+pub const SET_CALLBACKS: u64 = 4;
+/// `memory_op`.
+pub const MEMORY_OP: u64 = 12;
+/// `set_timer_op`: arm an absolute deadline (ns of system time).
+pub const SET_TIMER_OP: u64 = 15;
+/// `xen_version`.
+pub const XEN_VERSION: u64 = 17;
+/// `console_io`: see [`console`].
+pub const CONSOLE_IO: u64 = 18;
+/// `grant_table_op`.
+pub const GRANT_TABLE_OP: u64 = 20;
+/// `vm_assist`.
+pub const VM_ASSIST: u64 = 21;
+/// `xsm_op`.
+pub const XSM_OP: u64 = 27;
+/// `sched_op`: see [`crate::sched`].
+pub const SCHED_OP: u64 = 29;
+/// `event_channel_op`.
+pub const EVENT_CHANNEL_OP: u64 = 32;
+/// `physdev_op`.
+pub const PHYSDEV_OP: u64 = 33;
+/// `sysctl`.
+pub const SYSCTL: u64 = 35;
+/// `domctl`.
+pub const DOMCTL: u64 = 36;
+/// Ours, in Xen's architecture-specific range (48..56): does nothing and
+/// returns 0, for measuring the cost of a round trip.
+pub const NULL: u64 = 48;
+/// Ours: a test-only operation family (see [`test_op`]), refused unless the
+/// hypervisor was booted with `testing=1`.
+pub const TEST_OP: u64 = 49;
+/// Hypercall numbers are below this.
+pub const COUNT: u64 = 64;
+
+/// Not a hypercall: a number the entry code answers with an immediate
+/// `sysret`, without saving state, switching page tables or dispatching.
+/// It exists only so benchmarks can measure a bare `syscall`/`sysret` pair
+/// next to a real hypercall in the same run. Returns its own number.
+pub const BARE_SYSCALL_FOR_BENCHMARK: u64 = 0x7fff_ffff;
+
+/// `console_io` sub-operations and limits.
+pub mod console {
+    /// `CONSOLEIO_write`: (cmd, count, buffer) → bytes written.
+    pub const WRITE: u64 = 0;
+    /// `CONSOLEIO_read`: not offered (the operator's channel is the
+    /// control domain's).
+    pub const READ: u64 = 1;
+    /// Most bytes one `WRITE` takes; callers loop for more.
+    pub const MAX_WRITE_BYTES: u64 = 1024;
+}
+
+/// `xen_version` sub-operations.
+pub mod version {
+    /// `XENVER_version`: returns `major << 16 | minor`.
+    pub const VERSION: u64 = 0;
+}
+
+/// Test-only operations behind [`TEST_OP`].
+pub mod test_op {
+    /// Clobber every vector register in the hypervisor (after the caller's
+    /// state was saved), as a switch to another domain would: the caller
+    /// must find its own values when it resumes.
+    pub const CLOBBER_VECTOR_REGISTERS: u64 = 1;
+    /// Report hypervisor health: returns 1 if no invariant is broken.
+    pub const HEALTH: u64 = 2;
+}
