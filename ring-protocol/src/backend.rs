@@ -6,8 +6,7 @@
 use crate::entry::{assert_protocol_shape, Protocol};
 use crate::error::RingError;
 use crate::layout::{
-    REQUEST_EVENT_OFFSET, REQUEST_PRODUCER_OFFSET, RESPONSE_EVENT_OFFSET,
-    RESPONSE_PRODUCER_OFFSET,
+    REQUEST_EVENT_OFFSET, REQUEST_PRODUCER_OFFSET, RESPONSE_EVENT_OFFSET, RESPONSE_PRODUCER_OFFSET,
 };
 use crate::ring::{check_producer, read_entry, write_entry, Notification};
 use crate::shared::{full_fence, SharedPage};
@@ -126,12 +125,8 @@ impl<'page, P: Protocol> Backend<'page, P> {
         if self.request_consumer == self.requests_seen && self.unconsumed_requests()? == 0 {
             return Ok(None);
         }
-        let decoded = read_entry::<P::Request>(
-            &self.page,
-            self.request_consumer,
-            Self::SIZE,
-            P::SLOT_SIZE,
-        );
+        let decoded =
+            read_entry::<P::Request>(&self.page, self.request_consumer, Self::SIZE, P::SLOT_SIZE);
         self.request_consumer = self.request_consumer.wrapping_add(1);
         decoded.map(Some).map_err(RingError::Malformed)
     }
@@ -173,6 +168,11 @@ impl<'page, P: Protocol> Backend<'page, P> {
         self.check_fault()?;
         let old = self.responses_published;
         let new = self.response_producer;
+        if new == old {
+            // Nothing new: Xen's macro would store the same index and notify no one
+            // (`new - event < 0` never holds); skip the store and the fence.
+            return Ok(Notification::Suppressed);
+        }
         // Ordering: Release (Xen's wmb()): the response slot writes happen before this
         // store, so a frontend that reads `new` with Acquire sees complete responses.
         self.page

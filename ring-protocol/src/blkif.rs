@@ -108,8 +108,7 @@ impl Segment {
             first_sector: wire::read_u8(bytes, offsets::SEGMENT_FIRST_SECTOR),
             last_sector: wire::read_u8(bytes, offsets::SEGMENT_LAST_SECTOR),
         };
-        if segment.first_sector > segment.last_sector || segment.last_sector >= SECTORS_PER_PAGE
-        {
+        if segment.first_sector > segment.last_sector || segment.last_sector >= SECTORS_PER_PAGE {
             return Err(Malformation::BadSectorRange {
                 segment: index,
                 first: segment.first_sector,
@@ -244,7 +243,10 @@ impl BlkifRequest {
         }
     }
 
-    fn decode_transfer(bytes: &[u8], minimum_segments: u8) -> Result<TransferRequest, Malformation> {
+    fn decode_transfer(
+        bytes: &[u8],
+        minimum_segments: u8,
+    ) -> Result<TransferRequest, Malformation> {
         let segment_count = wire::read_u8(bytes, offsets::NR_SEGMENTS);
         if segment_count < minimum_segments || usize::from(segment_count) > MAX_SEGMENTS_PER_REQUEST
         {
@@ -357,9 +359,7 @@ impl RingEntry for BlkifRequest {
             OPERATION_READ => Self::decode_transfer(bytes, 1).map(Self::Read),
             OPERATION_WRITE => Self::decode_transfer(bytes, 1).map(Self::Write),
             OPERATION_WRITE_BARRIER => Self::decode_transfer(bytes, 0).map(Self::WriteBarrier),
-            OPERATION_FLUSH_DISKCACHE => {
-                Self::decode_transfer(bytes, 0).map(Self::FlushDiskCache)
-            }
+            OPERATION_FLUSH_DISKCACHE => Self::decode_transfer(bytes, 0).map(Self::FlushDiskCache),
             OPERATION_DISCARD => Ok(Self::Discard(DiscardRequest {
                 secure: wire::read_u8(bytes, offsets::NR_SEGMENTS) & DISCARD_SECURE != 0,
                 handle: wire::read_u16(bytes, offsets::HANDLE),

@@ -121,14 +121,19 @@ impl<'page> ByteWriter<'page> {
         let free = self.free_space()? as usize;
         let count = free.min(data.len());
         for (step, byte) in data[..count].iter().enumerate() {
-            let position = self.layout.data_position(self.producer.wrapping_add(step as u32));
+            let position = self
+                .layout
+                .data_position(self.producer.wrapping_add(step as u32));
             self.page.write_bytes(position, core::slice::from_ref(byte));
         }
         self.producer = self.producer.wrapping_add(count as u32);
         // Ordering: Release (Xen's wmb() before updating the producer): the data bytes
         // are written before the index that makes them visible.
-        self.page
-            .store_index(self.layout.producer_offset, self.producer, Ordering::Release);
+        self.page.store_index(
+            self.layout.producer_offset,
+            self.producer,
+            Ordering::Release,
+        );
         Ok(count)
     }
 }
@@ -181,7 +186,12 @@ impl<'page> ByteReader<'page> {
         let producer = self
             .page
             .load_index(self.layout.producer_offset, Ordering::Acquire);
-        match check_producer(producer, self.consumer, self.producer_seen, self.layout.size) {
+        match check_producer(
+            producer,
+            self.consumer,
+            self.producer_seen,
+            self.layout.size,
+        ) {
             Ok(available) => {
                 self.producer_seen = producer;
                 Ok(available)
@@ -203,14 +213,19 @@ impl<'page> ByteReader<'page> {
         let available = self.available()? as usize;
         let count = available.min(buffer.len());
         for (step, byte) in buffer[..count].iter_mut().enumerate() {
-            let position = self.layout.data_position(self.consumer.wrapping_add(step as u32));
+            let position = self
+                .layout
+                .data_position(self.consumer.wrapping_add(step as u32));
             self.page.read_bytes(position, core::slice::from_mut(byte));
         }
         self.consumer = self.consumer.wrapping_add(count as u32);
         // Ordering: Release (Xen's mb() before updating the consumer): our reads of the
         // bytes happen before the writer may reuse their space.
-        self.page
-            .store_index(self.layout.consumer_offset, self.consumer, Ordering::Release);
+        self.page.store_index(
+            self.layout.consumer_offset,
+            self.consumer,
+            Ordering::Release,
+        );
         Ok(count)
     }
 }

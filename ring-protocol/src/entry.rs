@@ -49,7 +49,10 @@ const fn max(left: usize, right: usize) -> usize {
 /// Compile-time check that a protocol's slots fit this crate's copy buffer and its
 /// 32-bit accessor.
 pub(crate) const fn assert_protocol_shape<P: Protocol>() {
-    assert!(P::SLOT_SIZE <= MAX_SLOT_SIZE, "slot too large for the copy buffer");
+    assert!(
+        P::SLOT_SIZE <= MAX_SLOT_SIZE,
+        "slot too large for the copy buffer"
+    );
     assert!(P::SLOT_SIZE % 4 == 0, "slots must be whole 32-bit words");
     assert!(P::Request::SIZE % 4 == 0 && P::Response::SIZE % 4 == 0);
 }

@@ -145,6 +145,11 @@ impl<'page, P: Protocol> Frontend<'page, P> {
         self.check_fault()?;
         let old = self.requests_published;
         let new = self.request_producer;
+        if new == old {
+            // Nothing new: Xen's macro would store the same index and notify no one
+            // (`new - event < 0` never holds); skip the store and the fence.
+            return Ok(Notification::Suppressed);
+        }
         // Ordering: Release (Xen's wmb() before the store). The slot writes of every
         // request up to `new` happen before this store, so a backend that reads `new` with
         // Acquire sees the complete requests.
@@ -180,15 +185,8 @@ impl<'page, P: Protocol> Frontend<'page, P> {
         let producer = self
             .page
             .load_index(RESPONSE_PRODUCER_OFFSET, Ordering::Acquire);
-        let limit = self
-            .requests_published
-            .wrapping_sub(self.response_consumer);
-        match check_producer(
-            producer,
-            self.response_consumer,
-            self.responses_seen,
-            limit,
-        ) {
+        let limit = self.requests_published.wrapping_sub(self.response_consumer);
+        match check_producer(producer, self.response_consumer, self.responses_seen, limit) {
             Ok(available) => {
                 self.responses_seen = producer;
                 Ok(available)
@@ -210,12 +208,8 @@ impl<'page, P: Protocol> Frontend<'page, P> {
         if self.response_consumer == self.responses_seen && self.unconsumed_responses()? == 0 {
             return Ok(None);
         }
-        let decoded = read_entry::<P::Response>(
-            &self.page,
-            self.response_consumer,
-            Self::SIZE,
-            P::SLOT_SIZE,
-        );
+        let decoded =
+            read_entry::<P::Response>(&self.page, self.response_consumer, Self::SIZE, P::SLOT_SIZE);
         self.response_consumer = self.response_consumer.wrapping_add(1);
         decoded.map(Some).map_err(RingError::Malformed)
     }

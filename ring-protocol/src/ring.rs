@@ -115,11 +115,17 @@ mod tests {
     fn notify_across_the_wrap() {
         let old = u32::MAX - 1;
         let new = 2u32; // published 4 entries across 2^32
-        assert_eq!(Notification::decide(old, new, u32::MAX), Notification::Required);
+        assert_eq!(
+            Notification::decide(old, new, u32::MAX),
+            Notification::Required
+        );
         assert_eq!(Notification::decide(old, new, 0), Notification::Required);
         assert_eq!(Notification::decide(old, new, 2), Notification::Required);
         assert_eq!(Notification::decide(old, new, 3), Notification::Suppressed);
-        assert_eq!(Notification::decide(old, new, old), Notification::Suppressed);
+        assert_eq!(
+            Notification::decide(old, new, old),
+            Notification::Suppressed
+        );
     }
 
     #[test]

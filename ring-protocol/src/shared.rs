@@ -23,9 +23,9 @@
 use crate::layout::PAGE_SIZE;
 use core::sync::atomic::Ordering;
 
-pub use implementation::SharedPage;
 #[cfg(not(loom))]
 pub use implementation::PageBuffer;
+pub use implementation::SharedPage;
 
 /// A full memory barrier (Xen's `mb()`): orders this side's earlier stores before its later
 /// loads. Under `cfg(loom)` this is loom's fence, so the model sees it.
@@ -226,10 +226,16 @@ mod implementation {
         pub fn new_model() -> Self {
             let page = ModelPage {
                 header: core::array::from_fn(|_| AtomicU32::new(0)),
-                body: (HEADER_SIZE..PAGE_SIZE).map(|_| UnsafeCell::new(0)).collect(),
+                body: (HEADER_SIZE..PAGE_SIZE)
+                    .map(|_| UnsafeCell::new(0))
+                    .collect(),
             };
+            // reason: loom's cells are not `Sync`; loom runs its model threads itself and
+            // checks every access, so sharing the model page across them is what we want.
+            #[allow(clippy::arc_with_non_send_sync)]
+            let page = Arc::new(page);
             Self {
-                page: Arc::new(page),
+                page,
                 lifetime: PhantomData,
             }
         }
@@ -237,7 +243,10 @@ mod implementation {
 
     impl SharedPage<'_> {
         fn cell(&self, offset: usize) -> &UnsafeCell<u8> {
-            assert!(offset >= HEADER_SIZE, "model page: data access inside the header");
+            assert!(
+                offset >= HEADER_SIZE,
+                "model page: data access inside the header"
+            );
             &self.page.body[offset - HEADER_SIZE]
         }
 
@@ -271,7 +280,9 @@ mod implementation {
             for (index, byte) in destination.iter_mut().enumerate() {
                 // SAFETY: loom's `with` hands a pointer valid for reading the cell's `u8`
                 // for the duration of the closure; loom itself reports unordered access.
-                *byte = self.cell(offset + index).with(|pointer| unsafe { *pointer });
+                *byte = self
+                    .cell(offset + index)
+                    .with(|pointer| unsafe { *pointer });
             }
         }
 

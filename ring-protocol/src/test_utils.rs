@@ -6,6 +6,7 @@
 //! A hostile peer writes the page only through [`SharedPage`], like the ring ends, so the
 //! tests that use it stay free of data races even when the peer runs on another thread.
 
+#[cfg(not(loom))]
 use crate::backend::Backend;
 use crate::entry::{Protocol, RingEntry};
 use crate::error::RingError;

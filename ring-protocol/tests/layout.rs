@@ -4,14 +4,16 @@
 #![cfg(not(loom))]
 
 use ring_protocol::blkif::{
-    self, Blkif, BlkifRequest, BlkifResponse, DiscardRequest, IndirectOperation,
-    IndirectRequest, Segment, TransferRequest,
+    self, Blkif, BlkifRequest, BlkifResponse, DiscardRequest, IndirectOperation, IndirectRequest,
+    Segment, TransferRequest,
 };
 use ring_protocol::layout::{self, ring_size};
 use ring_protocol::netif::{self, NetifRx, NetifTx, RxRequest, RxResponse, TxRequest, TxResponse};
 use ring_protocol::test_utils::{read_page_words, HostileFrontend};
 use ring_protocol::{console, store};
-use ring_protocol::{Backend, Malformation, PageBuffer, Protocol, RingEntry, RingError, SharedPage};
+use ring_protocol::{
+    Backend, Malformation, PageBuffer, Protocol, RingEntry, RingError, SharedPage,
+};
 
 fn encode<E: RingEntry>(entry: &E) -> Vec<u8> {
     let mut bytes = vec![0u8; E::SIZE];
@@ -55,7 +57,11 @@ fn blkif_sizes() {
     assert_eq!(blkif::OPERATION_DISCARD, 5);
     assert_eq!(blkif::OPERATION_INDIRECT, 6);
     assert_eq!(
-        (blkif::STATUS_OKAY, blkif::STATUS_ERROR, blkif::STATUS_NOT_SUPPORTED),
+        (
+            blkif::STATUS_OKAY,
+            blkif::STATUS_ERROR,
+            blkif::STATUS_NOT_SUPPORTED
+        ),
         (0, -1, -2)
     );
 }
@@ -82,7 +88,11 @@ fn blkif_read_write_request_offsets() {
     assert_eq!(u16_at(&bytes, 2), 0xa1b2, "handle @2");
     assert_eq!(&bytes[4..8], &[0; 4], "padding @4");
     assert_eq!(u64_at(&bytes, 8), 0x1122_3344_5566_7788, "id @8");
-    assert_eq!(u64_at(&bytes, 16), 0x99aa_bbcc_ddee_ff00, "sector_number @16");
+    assert_eq!(
+        u64_at(&bytes, 16),
+        0x99aa_bbcc_ddee_ff00,
+        "sector_number @16"
+    );
     for index in 0..11 {
         let segment = 24 + 8 * index;
         assert_eq!(u32_at(&bytes, segment), 0x1000_0000 + index as u32, "gref");
@@ -90,7 +100,10 @@ fn blkif_read_write_request_offsets() {
         assert_eq!(bytes[segment + 5], 7, "last_sect @+5");
         assert_eq!(u16_at(&bytes, segment + 6), 0, "segment padding @+6");
     }
-    assert_eq!(BlkifRequest::decode(&bytes), Ok(BlkifRequest::Write(request)));
+    assert_eq!(
+        BlkifRequest::decode(&bytes),
+        Ok(BlkifRequest::Write(request))
+    );
 }
 
 #[test]
@@ -110,7 +123,10 @@ fn blkif_discard_request_offsets() {
     assert_eq!(u64_at(&bytes, 16), 0x1_0000_0000, "sector_number @16");
     assert_eq!(u64_at(&bytes, 24), 0x2_0000_0001, "nr_sectors @24");
     assert!(bytes[32..].iter().all(|&byte| byte == 0));
-    assert_eq!(BlkifRequest::decode(&bytes), Ok(BlkifRequest::Discard(request)));
+    assert_eq!(
+        BlkifRequest::decode(&bytes),
+        Ok(BlkifRequest::Discard(request))
+    );
 }
 
 #[test]
@@ -134,7 +150,10 @@ fn blkif_indirect_request_offsets() {
     assert_eq!(u32_at(&bytes, 28), 11, "indirect_grefs[0] @28");
     assert_eq!(u32_at(&bytes, 28 + 4 * 2), 13, "indirect_grefs[2]");
     assert_eq!(28 + 4 * blkif::MAX_INDIRECT_PAGES_PER_REQUEST, 60);
-    assert_eq!(BlkifRequest::decode(&bytes), Ok(BlkifRequest::Indirect(request)));
+    assert_eq!(
+        BlkifRequest::decode(&bytes),
+        Ok(BlkifRequest::Indirect(request))
+    );
 }
 
 #[test]
@@ -167,7 +186,10 @@ fn blkif_validation() {
     assert_eq!(error.reason, Malformation::BadSegmentCount { count: 12 });
     assert_eq!((error.id, error.operation), (5, 0));
     bytes[1] = 0;
-    assert!(BlkifRequest::decode(&bytes).is_err(), "read needs a segment");
+    assert!(
+        BlkifRequest::decode(&bytes).is_err(),
+        "read needs a segment"
+    );
     bytes[0] = blkif::OPERATION_FLUSH_DISKCACHE;
     assert!(BlkifRequest::decode(&bytes).is_ok(), "flush may have none");
     let mut bytes = valid.clone();
@@ -175,11 +197,18 @@ fn blkif_validation() {
     bytes[24 + 5] = 2;
     assert!(matches!(
         BlkifRequest::decode(&bytes).map_err(|error| error.reason),
-        Err(Malformation::BadSectorRange { segment: 0, first: 3, last: 2 })
+        Err(Malformation::BadSectorRange {
+            segment: 0,
+            first: 3,
+            last: 2
+        })
     ));
     bytes[24 + 4] = 0;
     bytes[24 + 5] = 8;
-    assert!(BlkifRequest::decode(&bytes).is_err(), "last_sect 8 is past the page");
+    assert!(
+        BlkifRequest::decode(&bytes).is_err(),
+        "last_sect 8 is past the page"
+    );
     for operation in [4u8, 7, 0xff] {
         let mut bytes = valid.clone();
         bytes[0] = operation;
@@ -199,9 +228,15 @@ fn blkif_validation() {
     ));
     bytes[1] = 0;
     bytes[2] = 0;
-    assert!(BlkifRequest::decode(&bytes).is_err(), "indirect with no segments");
+    assert!(
+        BlkifRequest::decode(&bytes).is_err(),
+        "indirect with no segments"
+    );
     bytes[2..4].copy_from_slice(&4097u16.to_le_bytes());
-    assert!(BlkifRequest::decode(&bytes).is_err(), "more than 8 pages of segments");
+    assert!(
+        BlkifRequest::decode(&bytes).is_err(),
+        "more than 8 pages of segments"
+    );
 }
 
 #[test]
@@ -251,7 +286,12 @@ fn indirect_segment_pages() {
 #[test]
 fn netif_sizes_and_offsets() {
     assert_eq!(
-        (TxRequest::SIZE, TxResponse::SIZE, RxRequest::SIZE, RxResponse::SIZE),
+        (
+            TxRequest::SIZE,
+            TxResponse::SIZE,
+            RxRequest::SIZE,
+            RxResponse::SIZE
+        ),
         (12, 4, 8, 8)
     );
     assert_eq!((NetifTx::SLOT_SIZE, NetifTx::RING_SIZE), (12, 256));
@@ -272,11 +312,17 @@ fn netif_sizes_and_offsets() {
     assert_eq!(u16_at(&bytes, 10), 0x3132, "size @10");
     assert_eq!(TxRequest::decode(&bytes), Ok(tx));
 
-    let bytes = encode(&TxResponse { id: 0x4142, status: -1 });
+    let bytes = encode(&TxResponse {
+        id: 0x4142,
+        status: -1,
+    });
     assert_eq!(u16_at(&bytes, 0), 0x4142, "id @0");
     assert_eq!(u16_at(&bytes, 2) as i16, -1, "status @2");
 
-    let bytes = encode(&RxRequest { id: 0x5152, grant: 0x6162_6364 });
+    let bytes = encode(&RxRequest {
+        id: 0x5152,
+        grant: 0x6162_6364,
+    });
     assert_eq!(u16_at(&bytes, 0), 0x5152, "id @0");
     assert_eq!(u16_at(&bytes, 2), 0, "padding @2");
     assert_eq!(u32_at(&bytes, 4), 0x6162_6364, "gref @4");
@@ -293,8 +339,18 @@ fn netif_sizes_and_offsets() {
     assert_eq!(u16_at(&bytes, 4), 1, "flags @4");
     assert_eq!(u16_at(&bytes, 6), 1500, "status @6");
     assert_eq!(RxResponse::decode(&bytes), Ok(rx));
-    assert!(!TxRequest { offset: 4000, size: 97, ..tx }.fits_in_page());
-    assert!(TxRequest { offset: 4000, size: 96, ..tx }.fits_in_page());
+    assert!(!TxRequest {
+        offset: 4000,
+        size: 97,
+        ..tx
+    }
+    .fits_in_page());
+    assert!(TxRequest {
+        offset: 4000,
+        size: 96,
+        ..tx
+    }
+    .fits_in_page());
 }
 
 #[test]

@@ -9,7 +9,7 @@
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use ring_protocol::blkif::{Blkif, BlkifRequest, BlkifResponse, TransferRequest};
+use ring_protocol::blkif::{Blkif, BlkifRequest, TransferRequest};
 use ring_protocol::netif::{NetifTx, TxRequest, TxResponse};
 use ring_protocol::{Backend, Frontend, SharedPage};
 
@@ -22,8 +22,11 @@ impl EventChannel {
         Self(Arc::new(AtomicBool::new(false)))
     }
     fn send(&self) {
-        // Release: like Xen's event send, it orders what the sender did before it.
-        self.0.store(true, Ordering::Release);
+        // An atomic read-modify-write, like Xen's test-and-set of the pending bit, with
+        // Release so it orders what the sender did before it. (A plain store here lets
+        // loom 0.7 order it before a concurrent `swap` that did not see it, a spurious
+        // lost event in the harness rather than in the ring.)
+        self.0.swap(true, Ordering::AcqRel);
     }
     fn take(&self) -> bool {
         self.0.swap(false, Ordering::AcqRel)
@@ -35,7 +38,7 @@ impl EventChannel {
 
 fn model(check: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
+    builder.preemption_bound = None;
     builder.check(check);
 }
 
@@ -110,6 +113,12 @@ fn responses_are_never_lost_and_never_torn() {
         let backend_event = event.clone();
         let backend = thread::spawn(move || {
             let mut backend = Backend::<NetifTx>::attach(page);
+            let mut decisions = Vec::new();
+            assert_eq!(
+                backend.unconsumed_requests(),
+                Ok(2),
+                "published before spawn"
+            );
             while let Some(request) = backend.next_request().expect("honest frontend") {
                 assert_eq!(request.size, 60 + request.id);
                 backend
@@ -118,29 +127,38 @@ fn responses_are_never_lost_and_never_torn() {
                         status: request.id as i16,
                     })
                     .expect("outstanding request");
-                if backend.publish_responses().expect("healthy").is_required() {
+                let decision = backend.publish_responses().expect("healthy");
+                decisions.push(decision);
+                if decision.is_required() {
                     backend_event.send();
                 }
             }
+            decisions
         });
         let mut consumed = 0u16;
+        let mut trace = Vec::new();
         loop {
             while let Some(response) = frontend.next_response().expect("honest backend") {
                 assert_eq!((response.id, response.status), (consumed, consumed as i16));
                 consumed += 1;
             }
-            if frontend.final_check_for_responses().expect("honest backend") {
+            if frontend
+                .final_check_for_responses()
+                .expect("honest backend")
+            {
+                trace.push("final-check-work");
                 continue;
             }
             if event.take() {
+                trace.push("took-event");
                 continue;
             }
             break; // asleep
         }
-        backend.join().expect("backend thread");
+        let decisions = backend.join().expect("backend thread");
         assert!(
             consumed == 2 || event.pending(),
-            "lost wake-up: frontend asleep after {consumed} of 2 responses, no event pending"
+            "lost wake-up: frontend asleep after {consumed} of 2 responses, no event pending {decisions:?} {trace:?}"
         );
     });
 }

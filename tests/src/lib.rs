@@ -35,6 +35,12 @@ pub fn hypervisor_image() -> PathBuf {
     image_target_dir().join("x86_64-unknown-none").join("release").join("xen-core")
 }
 
+/// A domain kernel built for the bare-metal target (`hello`, `probe`).
+pub fn guest_image(name: &str) -> PathBuf {
+    build_images();
+    image_target_dir().join("x86_64-unknown-none").join("release").join(name)
+}
+
 /// Builds the images once per process; panics with cargo's output if the
 /// build fails.
 pub fn build_images() -> &'static Path {
@@ -43,7 +49,8 @@ pub fn build_images() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let output = Command::new(cargo)
             .current_dir(workspace_root())
-            .args(["build", "--release", "-p", "xen-core", "--target", "x86_64-unknown-none", "--target-dir"])
+            .args(["build", "--release", "-p", "xen-core", "-p", "hello-domain", "-p", "probe-domain"])
+            .args(["--target", "x86_64-unknown-none", "--target-dir"])
             .arg(image_target_dir())
             .output()
             .unwrap_or_else(|error| panic!("cannot run cargo to build the images: {error}"));
@@ -67,8 +74,9 @@ pub enum Console {
     Stdout,
 }
 
-/// The QEMU command that boots `image` with `command_line`.
-pub fn qemu_command(image: &Path, command_line: &str, console: Console) -> Command {
+/// The QEMU command that boots `image` with `command_line` and, if given,
+/// the boot bundle as its one multiboot module.
+pub fn qemu_command(image: &Path, command_line: &str, bundle: Option<&Path>, console: Console) -> Command {
     let mut command = Command::new(QEMU);
     command
         .args(["-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "512M", "-smp", "1"])
@@ -77,6 +85,9 @@ pub fn qemu_command(image: &Path, command_line: &str, console: Console) -> Comma
         .arg("-kernel")
         .arg(image)
         .args(["-append", command_line]);
+    if let Some(bundle) = bundle {
+        command.arg("-initrd").arg(bundle);
+    }
     match console {
         Console::Captured => {
             command.args(["-serial", "stdio", "-monitor", "none"]);
@@ -156,13 +167,13 @@ impl Boot {
 /// Boots the hypervisor with `command_line` and waits, at most `deadline`.
 pub fn boot(command_line: &str, deadline: Duration) -> Boot {
     let image = build_images();
-    boot_image(image, command_line, deadline)
+    boot_image(image, command_line, None, deadline)
 }
 
-/// Boots a given image; see [`boot`].
-pub fn boot_image(image: &Path, command_line: &str, deadline: Duration) -> Boot {
+/// Boots a given image, with an optional bundle; see [`boot`].
+pub fn boot_image(image: &Path, command_line: &str, bundle: Option<&Path>, deadline: Duration) -> Boot {
     let started = Instant::now();
-    let mut child = qemu_command(image, command_line, Console::Captured).spawn().unwrap_or_else(|error| {
+    let mut child = qemu_command(image, command_line, bundle, Console::Captured).spawn().unwrap_or_else(|error| {
         panic!("cannot start {QEMU}: {error}; `make test` installs it (Debian package qemu-system-x86)")
     });
     let mut stdout = child.stdout.take().map(|pipe| std::thread::spawn(move || read_all(pipe)));
@@ -201,3 +212,4 @@ fn read_all(mut pipe: impl Read) -> String {
 }
 
 pub mod elf;
+pub mod machine;

@@ -50,6 +50,8 @@ pub struct BootOptions<'a> {
     /// `timer_test_ms=`: arm a one-shot timer this far ahead at boot and
     /// report when it fires (default 10).
     pub timer_test_ms: u64,
+    /// `testing=1`: allow the test-only hypercalls (`TEST_OP`).
+    pub testing: bool,
     /// Words that were not understood, or had a bad value.
     pub unknown: heapless::Vec<&'a str, MAX_UNKNOWN>,
 }
@@ -61,6 +63,7 @@ impl Default for BootOptions<'_> {
             selftest: None,
             on_idle: IdleAction::Halt,
             timer_test_ms: 10,
+            testing: false,
             unknown: heapless::Vec::new(),
         }
     }
@@ -110,6 +113,12 @@ pub fn parse(line: &str) -> BootOptions<'_> {
                 _ => None,
             }
             .map(|action| options.on_idle = action),
+            "testing" => match value {
+                "1" => Some(true),
+                "0" => Some(false),
+                _ => None,
+            }
+            .map(|testing| options.testing = testing),
             "timer_test_ms" => value
                 .parse::<u64>()
                 .ok()
@@ -137,7 +146,8 @@ mod tests {
 
     #[test]
     fn every_option() {
-        let options = parse("loglvl=debug selftest=pagefault on_idle=poweroff timer_test_ms=25");
+        let options = parse("loglvl=debug selftest=pagefault on_idle=poweroff timer_test_ms=25 testing=1");
+        assert!(options.testing);
         assert_eq!(options.log_level, LevelFilter::Debug);
         assert_eq!(options.selftest, Some(SelfTest::PageFault));
         assert_eq!(options.on_idle, IdleAction::PowerOff);

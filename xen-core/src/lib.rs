@@ -5,8 +5,12 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod acpi;
+pub mod bundle;
 pub mod cmdline;
+pub mod elf_loader;
 pub mod frame_allocator;
 pub mod layout;
 pub mod log_ring;
@@ -15,3 +19,6 @@ pub mod multiboot;
 pub mod page_table;
 pub mod time;
 pub mod trap;
+pub mod domain;
+pub mod guest_console;
+pub mod hypercall;

@@ -103,6 +103,16 @@ impl Logger {
         line
     }
 
+    /// Writes one line that was formatted elsewhere (a domain's console
+    /// output), adding the newline.
+    pub fn write_line(&self, text: &[u8]) {
+        let mut ring = self.ring.lock();
+        (self.sink.console)(text);
+        (self.sink.console)(b"\n");
+        ring.write(text);
+        ring.write(b"\n");
+    }
+
     /// Writes raw text to the console and the ring without formatting (for
     /// the fatal path, which must not wait on the ring's lock forever).
     pub fn emergency_write(&self, text: &[u8]) {

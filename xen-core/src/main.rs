@@ -15,6 +15,8 @@ mod arch;
 #[cfg(target_os = "none")]
 mod clock;
 #[cfg(target_os = "none")]
+mod domains;
+#[cfg(target_os = "none")]
 mod start;
 
 #[cfg(not(target_os = "none"))]

@@ -181,6 +181,24 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Hands every table frame of this address space (root included) to
+    /// `free`, deepest first. Leaf frames are not touched: the owner of the
+    /// mapped memory returns those.
+    pub fn free_tables(self, memory: &impl TableMemory, free: &mut dyn FnMut(Frame)) {
+        fn walk(memory: &impl TableMemory, table: Frame, level: u32, free: &mut dyn FnMut(Frame)) {
+            if level > 0 {
+                for slot in 0..512 {
+                    let entry = memory.read_entry(table, slot);
+                    if entry & flags::PRESENT != 0 && entry & flags::HUGE == 0 {
+                        walk(memory, Frame::containing(entry & flags::ADDRESS_MASK), level - 1, free);
+                    }
+                }
+            }
+            free(table);
+        }
+        walk(memory, self.root, 3, free);
+    }
+
     /// The physical address and leaf flags a virtual address translates to.
     pub fn translate(&self, memory: &impl TableMemory, virtual_address: u64) -> Option<(u64, u64)> {
         let mut table = self.root;
@@ -273,6 +291,22 @@ mod tests {
         assert_ne!(pml4_entry & flags::USER, 0);
         let (_, supervisor_leaf) = space.translate(&memory, 0x40_0000).unwrap();
         assert_eq!(supervisor_leaf & flags::USER, 0);
+    }
+
+    #[test]
+    fn free_tables_returns_every_table_and_no_leaf() {
+        let mut memory = memory();
+        let mut space = AddressSpace::new(&mut memory).unwrap();
+        space.map(&mut memory, 0x4000_0000, 0x9999_0000, PAGE_4K, flags::USER).unwrap();
+        space.map(&mut memory, 0xffff_ffff_8010_0000, 0x10_0000, PAGE_4K, 0).unwrap();
+        space.map(&mut memory, 0x20_0000, 0x20_0000, PAGE_2M, 0).unwrap();
+        let expected = space.table_frames;
+        let mut freed = Vec::new();
+        space.free_tables(&memory, &mut |frame| freed.push(frame));
+        assert_eq!(freed.len() as u64, expected);
+        assert_eq!(*freed.last().unwrap(), space.root);
+        assert!(!freed.contains(&Frame::containing(0x9999_0000)));
+        assert!(!freed.contains(&Frame::containing(0x20_0000)));
     }
 
     #[test]

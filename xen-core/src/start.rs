@@ -14,14 +14,14 @@ use xen_core::multiboot::{self, MemoryRegion, RegionKind};
 use xen_core::time::{self, TickScale};
 use xen_core::trap::{FatalReport, TrapFrame};
 
-use crate::arch::{self, apic, cpu, gdt, paging, physical};
+use crate::arch::{self, apic, cpu, gdt, paging, percpu, physical};
 use crate::clock;
 
 /// The hypervisor's log: COM1 and the in-memory ring.
 pub static LOGGER: Logger = Logger::new(LogSink { console: arch::serial::write_bytes, now_ns: clock::now_ns });
 
 /// Every frame of RAM the hypervisor manages.
-static FRAMES: spin::Mutex<FrameAllocator<FRAME_BITMAP_WORDS>> = spin::Mutex::new(FrameAllocator::new());
+pub static FRAMES: spin::Mutex<FrameAllocator<FRAME_BITMAP_WORDS>> = spin::Mutex::new(FrameAllocator::new());
 
 /// PIT ticks to calibrate over (10 ms).
 const CALIBRATION_PIT_TICKS: u16 = 11_932;
@@ -77,7 +77,7 @@ pub extern "C" fn kernel_entry(magic: u32, info_address: u32) -> ! {
     );
 
     let regions = read_memory_map(&info);
-    let reserved = reserved_ranges(&info, info_address, command_line_bytes.len());
+    let (reserved, bundle_range) = reserved_ranges(&info, info_address, command_line_bytes.len());
     let mut frames = FRAMES.lock();
     frames.add_memory_map(regions.iter().copied(), &reserved);
     let counts = frames.counts();
@@ -134,6 +134,9 @@ pub extern "C" fn kernel_entry(magic: u32, info_address: u32) -> ! {
     }
     paging::activate(&space);
     let (smep, smap) = cpu::enable_smep_smap(&features);
+    percpu::init(space.root.address());
+    arch::entry::init();
+    arch::fpu::init();
     info!(
         "paging: own tables at {:#x} ({} table frames); text RX, rodata R+NX, data RW+NX; {} stack guard pages unmapped; no identity map; SMEP {}, SMAP {}",
         space.root.address(),
@@ -182,6 +185,9 @@ pub extern "C" fn kernel_entry(magic: u32, info_address: u32) -> ! {
         cpu::exit(cpu::ExitCode::Failure);
     }
 
+    let bundle = bundle_range.map(|(start, end)| physical::module_bytes(start, end));
+    crate::domains::start(bundle, options.testing, options.on_idle);
+
     idle(&options, lapic_hz)
 }
 
@@ -212,6 +218,17 @@ fn idle(options: &BootOptions<'_>, lapic_hz: u64) -> ! {
                 power_off();
             }
         }
+    }
+}
+
+/// Idles for good once every domain has stopped: halts (tickless), or
+/// powers off if `on_idle=poweroff`.
+pub fn idle_forever(on_idle: IdleAction) -> ! {
+    if on_idle == IdleAction::PowerOff {
+        power_off();
+    }
+    loop {
+        cpu::wait_for_interrupt();
     }
 }
 
@@ -265,7 +282,13 @@ fn read_memory_map(info: &multiboot::Info) -> heapless::Vec<MemoryRegion, MAX_RE
 
 /// Physical ranges that are RAM but not free: low memory (BIOS data, EBDA),
 /// the image, the loader's information and the modules.
-fn reserved_ranges(info: &multiboot::Info, info_address: u32, command_line_bytes: usize) -> heapless::Vec<(u64, u64), 24> {
+/// Also returns the first module's range: the boot bundle.
+fn reserved_ranges(
+    info: &multiboot::Info,
+    info_address: u32,
+    command_line_bytes: usize,
+) -> (heapless::Vec<(u64, u64), 24>, Option<(u64, u64)>) {
+    let mut bundle = None;
     let mut reserved: heapless::Vec<(u64, u64), 24> = heapless::Vec::new();
     let (image_start, image_end) = paging::image_physical_range();
     let info_start = u64::from(info_address);
@@ -287,6 +310,9 @@ fn reserved_ranges(info: &multiboot::Info, info_address: u32, command_line_bytes
             match module {
                 Ok(module) => {
                     info!("module {index}: [{:#x}, {:#x}) {} bytes", module.start, module.end, module.end - module.start);
+                    if index == 0 {
+                        bundle = Some((u64::from(module.start), u64::from(module.end)));
+                    }
                     if reserved.push((u64::from(module.start), u64::from(module.end))).is_err() {
                         warn!("module {index}: too many reserved ranges; its memory is not protected");
                     }
@@ -295,20 +321,22 @@ fn reserved_ranges(info: &multiboot::Info, info_address: u32, command_line_bytes
             }
         }
     }
-    reserved
+    (reserved, bundle)
 }
 
 /// The stack guard pages the hypervisor's tables leave unmapped.
-fn guard_pages() -> [u64; 5] {
+fn guard_pages() -> [u64; 6] {
     extern "C" {
         static __guard_boot_stack: u8;
     }
+    let entry_area = percpu::guard_pages();
     [
         core::ptr::addr_of!(__guard_boot_stack) as u64,
-        gdt::ist_guard_page(1),
-        gdt::ist_guard_page(2),
-        gdt::ist_guard_page(3),
-        gdt::ist_guard_page(4),
+        entry_area[0],
+        entry_area[1],
+        entry_area[2],
+        entry_area[3],
+        entry_area[4],
     ]
 }
 
@@ -341,7 +369,7 @@ pub fn trap_dispatch(frame: &mut TrapFrame) {
 
 fn fatal_trap(frame: &TrapFrame) -> ! {
     let mut text: heapless::String<2048> = heapless::String::new();
-    let _ = write!(text, "{}", FatalReport { frame, cr2: cpu::cr2() });
+    let _ = write!(text, "{}", FatalReport { subject: "FATAL TRAP", frame, cr2: cpu::cr2() });
     LOGGER.emergency_write(text.as_bytes());
     cpu::exit(cpu::ExitCode::Failure)
 }

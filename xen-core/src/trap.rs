@@ -106,6 +106,8 @@ impl fmt::Display for PageFaultReason {
 
 /// The full report of a fatal trap, as printed on the console.
 pub struct FatalReport<'a> {
+    /// Who stopped: `FATAL TRAP` for the hypervisor, `d3 (probe) crashed` for a domain.
+    pub subject: &'a str,
     /// The saved state.
     pub frame: &'a TrapFrame,
     /// CR2 at the time of the trap.
@@ -117,7 +119,8 @@ impl fmt::Display for FatalReport<'_> {
         let frame = self.frame;
         writeln!(
             f,
-            "FATAL TRAP: vector {} ({}), error code {:#06x}",
+            "{}: vector {} ({}), error code {:#06x}",
+            self.subject,
             frame.vector,
             exception_name(frame.vector),
             frame.error_code
@@ -185,7 +188,8 @@ mod tests {
     #[test]
     fn report_names_vector_error_rip_cr2_and_registers() {
         let frame = TrapFrame { vector: 14, error_code: 0, rip: 0xffff_ffff_8010_2345, cs: 8, rax: 0xabc, r15: 0x15, ..TrapFrame::default() };
-        let text = FatalReport { frame: &frame, cr2: 0xdead_0000 }.to_string();
+        let text = FatalReport { subject: "FATAL TRAP", frame: &frame, cr2: 0xdead_0000 }.to_string();
+        assert!(text.starts_with("FATAL TRAP: "));
         assert!(text.contains("vector 14 (#PF page fault), error code 0x0000"), "{text}");
         assert!(text.contains("not present on read in supervisor mode"));
         assert!(text.contains("RIP 0xffffffff80102345"));

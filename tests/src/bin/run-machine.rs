@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         eprintln!("run-machine: booting {} (no terminal: console on stdout until power-off or kill)", image.display());
         Console::Stdout
     };
-    let status = match qemu_command(image, &command_line, console).status() {
+    let status = match qemu_command(image, &command_line, None, console).status() {
         Ok(status) => status,
         Err(error) => {
             eprintln!("run-machine: cannot start {QEMU}: {error} (install the Debian package qemu-system-x86)");

@@ -1,7 +1,8 @@
 //! The way in: the multiboot1 header (with the a.out kludge, so QEMU's
 //! `-kernel` and GRUB both load this ELF64), the 32-bit entry code that turns
 //! on long mode with a temporary identity + higher-half map, the boot stacks
-//! (each with an unmapped guard page below it) and the jump to Rust.
+//! (the boot stack and CPU 0's entry area, each stack with an unmapped
+//! guard page below it) and the jump to Rust.
 //!
 //! Register contract at `_start` (multiboot1): EAX = 0x2BADB002, EBX = the
 //! physical address of the multiboot information, paging off, interrupts off.
@@ -10,10 +11,6 @@ use core::arch::global_asm;
 
 /// Size of the boot stack the hypervisor runs on, in bytes.
 pub const BOOT_STACK_SIZE_BYTES: usize = 64 * 1024;
-/// Size of each interrupt stack (IST) used for NMI, #DF, #MC and #DB.
-pub const IST_STACK_SIZE_BYTES: usize = 16 * 1024;
-/// How many IST stacks there are (IST1..=IST4).
-pub const IST_STACK_COUNT: usize = 4;
 
 global_asm!(
     r#"
@@ -168,17 +165,16 @@ __guard_boot_stack: .skip 4096
     .skip {boot_stack}
 boot_stack_top:
 
-    .global __ist_stacks
-__ist_stacks:
-    .rept {ist_count}
-    .skip 4096                      /* guard */
-    .skip {ist_stack}
-    .endr
-    .global __ist_stacks_end
-__ist_stacks_end:
+
+    /* CPU 0's entry area (see percpu.rs): IST and entry stacks and the
+       per-CPU block, aligned to its size so masking rsp finds its base. */
+    .section .bss.entry_area, "aw", @nobits
+    .p2align 17
+    .global __cpu0_entry_area
+__cpu0_entry_area:
+    .skip {area_size}
     "#,
     entry = sym crate::start::kernel_entry,
     boot_stack = const BOOT_STACK_SIZE_BYTES,
-    ist_stack = const IST_STACK_SIZE_BYTES,
-    ist_count = const IST_STACK_COUNT,
+    area_size = const super::percpu::AREA_SIZE,
 );

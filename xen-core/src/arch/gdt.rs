@@ -8,17 +8,15 @@
 use core::arch::asm;
 use core::mem::size_of;
 
-use super::boot::{IST_STACK_COUNT, IST_STACK_SIZE_BYTES};
+use super::percpu;
 
 /// Selector of the hypervisor's code segment.
 pub const KERNEL_CODE: u16 = 0x08;
 /// Selector of the hypervisor's data segment.
 pub const KERNEL_DATA: u16 = 0x10;
 /// Selector of domains' data segment (RPL 3).
-#[allow(dead_code)] // reason: ring-3 domains (the next issue) load it
 pub const USER_DATA: u16 = 0x18 | 3;
 /// Selector of domains' 64-bit code segment (RPL 3).
-#[allow(dead_code)] // reason: ring-3 domains (the next issue) load it
 pub const USER_CODE: u16 = 0x20 | 3;
 /// Selector of the task-state segment.
 pub const TSS: u16 = 0x28;
@@ -50,6 +48,7 @@ struct TaskStateSegment {
 #[repr(C, align(16))]
 struct Gdt([u64; 7]);
 
+#[link_section = ".entry.data"]
 static mut TSS_SEGMENT: TaskStateSegment = TaskStateSegment {
     reserved0: 0,
     privilege_stacks: [0; 3],
@@ -61,6 +60,7 @@ static mut TSS_SEGMENT: TaskStateSegment = TaskStateSegment {
     io_map_base: size_of::<TaskStateSegment>() as u16,
 };
 
+#[link_section = ".entry.data"]
 static mut GDT: Gdt = Gdt([
     0,
     0x00af_9a00_0000_ffff, // kernel code: L, P, DPL 0, execute/read
@@ -77,15 +77,12 @@ struct DescriptorPointer {
     base: u64,
 }
 
-/// Top of IST stack `slot` (1-based).
+/// How many IST slots are used (IST1..=IST4).
+const IST_STACK_COUNT: u8 = 4;
+
+/// Top of IST stack `slot` (1-based) in CPU 0's entry area.
 fn ist_stack_top(slot: u8) -> u64 {
-    extern "C" {
-        static __ist_stacks: u8;
-    }
-    // Each slot is a guard page then the stack, growing down to the guard.
-    let base = core::ptr::addr_of!(__ist_stacks) as u64;
-    let stride = (4096 + IST_STACK_SIZE_BYTES) as u64;
-    base + stride * u64::from(slot)
+    percpu::area_base() + percpu::ist_top_offset(slot)
 }
 
 /// Builds and loads the GDT and TSS, and reloads every segment register.
@@ -102,7 +99,8 @@ pub fn init() {
     // TSS; the raw pointers are to statics that live forever.
     unsafe {
         let tss = &mut *core::ptr::addr_of_mut!(TSS_SEGMENT);
-        for slot in 1..=IST_STACK_COUNT as u8 {
+        tss.privilege_stacks[0] = percpu::entry_stack_top();
+        for slot in 1..=IST_STACK_COUNT {
             tss.interrupt_stacks[usize::from(slot - 1)] = ist_stack_top(slot);
         }
         let gdt = &mut *core::ptr::addr_of_mut!(GDT);
@@ -136,21 +134,4 @@ pub fn init() {
             scratch = out(reg) _,
         );
     }
-}
-
-/// Sets the ring-0 stack the CPU switches to on an interrupt from ring 3.
-#[allow(dead_code)] // reason: ring-3 domains (the next issue) need it
-pub fn set_kernel_stack(top: u64) {
-    // SAFETY: one CPU; the TSS is read by the CPU only on a privilege
-    // change, which cannot happen while the hypervisor runs this.
-    unsafe {
-        let tss = &mut *core::ptr::addr_of_mut!(TSS_SEGMENT);
-        tss.privilege_stacks[0] = top;
-    }
-}
-
-/// The address range of IST stack `slot` (1-based) and its guard page, for
-/// the paging code to leave the guard unmapped.
-pub fn ist_guard_page(slot: u8) -> u64 {
-    ist_stack_top(slot) - IST_STACK_SIZE_BYTES as u64 - 4096
 }

@@ -5,6 +5,10 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod entry;
+pub mod fpu;
+pub mod machine;
+pub mod percpu;
 pub mod gdt;
 pub mod heap;
 pub mod paging;

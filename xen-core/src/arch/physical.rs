@@ -64,3 +64,32 @@ impl PhysicalMemory for BootFirmwareMemory {
         }
     }
 }
+
+/// Copies bytes out of a frame the hypervisor manages (a domain's or its own).
+pub fn read_frame(frame: Frame, offset: usize, out: &mut [u8]) {
+    assert!(offset.checked_add(out.len()).is_some_and(|end| end <= FRAME_SIZE as usize));
+    let source = (direct_map(frame.address()) as *const u8).wrapping_add(offset);
+    // SAFETY: the range lies inside one managed frame (asserted above),
+    // mapped by the direct map; a domain may change the bytes concurrently
+    // on another CPU, which yields stale data, never unsoundness, because
+    // only plain bytes are copied into a buffer the hypervisor owns.
+    unsafe { core::ptr::copy_nonoverlapping(source, out.as_mut_ptr(), out.len()) };
+}
+
+/// Copies bytes into a frame the hypervisor manages.
+pub fn write_frame(frame: Frame, offset: usize, data: &[u8]) {
+    assert!(offset.checked_add(data.len()).is_some_and(|end| end <= FRAME_SIZE as usize));
+    let target = (direct_map(frame.address()) as *mut u8).wrapping_add(offset);
+    // SAFETY: as for `read_frame`; no Rust reference into the frame exists.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), target, data.len()) };
+}
+
+/// The bytes of a boot module: reserved frames nothing ever writes.
+pub fn module_bytes(start: u64, end: u64) -> &'static [u8] {
+    assert!(start <= end);
+    let pointer = direct_map(start) as *const u8;
+    // SAFETY: the module's frames were reserved in the frame allocator at
+    // boot (never handed out, never written) and lie in RAM the direct map
+    // covers, for the hypervisor's whole life.
+    unsafe { core::slice::from_raw_parts(pointer, (end - start) as usize) }
+}

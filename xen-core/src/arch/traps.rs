@@ -1,84 +1,12 @@
-//! The interrupt descriptor table and the trap entry: 256 tiny stubs that
-//! push a uniform frame, one common path that saves the registers and calls
-//! the safe dispatcher in `main.rs` with a [`TrapFrame`].
+//! The interrupt descriptor table: every vector points at its stub in the
+//! entry trampoline (`entry.rs`). NMI, #DF, #MC and #DB run on IST stacks.
 
-use core::arch::global_asm;
 use core::mem::size_of;
-
-use xen_core::trap::TrapFrame;
 
 use super::gdt::{ist, KERNEL_CODE};
 
 /// Bytes between two stubs (each is aligned to this).
 const STUB_STRIDE: u64 = 16;
-
-global_asm!(
-    r#"
-    .text
-    .p2align 4
-    .global trap_stubs
-trap_stubs:
-    .set vector, 0
-    .rept 256
-    .p2align 4
-    .if (vector == 8) || ((vector >= 10) && (vector <= 14)) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
-    push vector                 /* the CPU pushed an error code */
-    .else
-    push 0                      /* no error code: keep the frame uniform */
-    push vector
-    .endif
-    jmp trap_common
-    .set vector, vector + 1
-    .endr
-
-trap_common:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    mov rdi, rsp
-    cld
-    call {dispatch}
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    add rsp, 16                 /* vector and error code */
-    iretq
-    "#,
-    dispatch = sym trap_entry,
-);
-
-/// Called by `trap_common` with the saved frame.
-extern "C" fn trap_entry(frame: *mut TrapFrame) {
-    // SAFETY: `trap_common` passes the address of the frame it just built
-    // on the current stack; it is valid, aligned and not aliased until this
-    // function returns and the stub restores from it.
-    let frame = unsafe { &mut *frame };
-    crate::start::trap_dispatch(frame);
-}
 
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -105,6 +33,7 @@ const EMPTY_GATE: Gate = Gate {
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
 
+#[link_section = ".entry.data"]
 static mut IDT: Idt = Idt([EMPTY_GATE; 256]);
 
 #[repr(C, packed(2))]

@@ -1,0 +1,202 @@
+//! The probe's actions: what `action=` on the command line may name, what
+//! each does and what should happen. Pure data, tested on the host.
+
+/// What should happen when an action runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expectation {
+    /// The hypervisor kills the domain (a fault in ring 3).
+    Killed,
+    /// The domain logs its results and powers off.
+    Poweroff,
+    /// The domain shuts down as crashed by its own choice.
+    Crash,
+    /// The domain never stops by itself.
+    RunsForever,
+}
+
+impl Expectation {
+    /// How the probe says it in its log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Expectation::Killed => "the domain is killed",
+            Expectation::Poweroff => "the domain survives and powers off",
+            Expectation::Crash => "the domain shuts down as crashed",
+            Expectation::RunsForever => "the domain runs until destroyed",
+        }
+    }
+}
+
+/// One thing the probe can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Print and power off.
+    Hello,
+    /// Write a byte at the hypervisor's image address.
+    WriteHypervisor,
+    /// Read a byte at the hypervisor's image address.
+    ReadHypervisor,
+    /// Read the byte just past the domain's RAM.
+    ReadOutside,
+    /// Read address 0x1000, below RAM.
+    ReadBelow,
+    /// Write the start-info page (read-only to the domain).
+    WriteStartInfo,
+    /// Write the domain's own code (mapped read-execute).
+    WriteText,
+    /// Execute a `ret` written into a stack buffer (data is not executable).
+    ExecuteStack,
+    /// `hlt`.
+    Hlt,
+    /// `cli`.
+    Cli,
+    /// `wrmsr` IA32_LSTAR with 0.
+    Wrmsr,
+    /// `rdmsr` IA32_LSTAR.
+    Rdmsr,
+    /// `mov cr3, rax`.
+    MovCr3,
+    /// `lgdt`.
+    Lgdt,
+    /// `int3`.
+    Int3,
+    /// `int 0x80`.
+    Int80,
+    /// `out` to the isa-debug-exit port.
+    PortIo,
+    /// `div` by zero.
+    DivideZero,
+    /// Set EFLAGS.AC and NT, then make hypercalls.
+    FlagsThenHypercall,
+    /// Set EFLAGS.TF, then run a few instructions.
+    TrapFlag,
+    /// Set EFLAGS.TF, then `syscall` at once (a #DB at the hypervisor's entry).
+    TrapFlagHypercall,
+    /// console_io WRITE from a hypervisor address.
+    BadPointerHypervisor,
+    /// console_io WRITE from a non-canonical address.
+    BadPointerNoncanonical,
+    /// console_io WRITE with a huge count, and with a buffer running past RAM.
+    BadPointerHuge,
+    /// Unknown hypercall numbers.
+    BadNumber,
+    /// Unknown sub-operations.
+    BadSubop,
+    /// Vector registers survive a hypercall that clobbers them, and a yield.
+    Sse,
+    /// Time null hypercalls against bare `syscall` round trips.
+    NullBench,
+    /// `panic!`.
+    Panic,
+    /// Loop forever.
+    Spin,
+}
+
+/// Every action with its command-line name, expectation and description.
+pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
+    (Action::Hello, "hello", Expectation::Poweroff, "print and power off"),
+    (Action::WriteHypervisor, "write-hypervisor", Expectation::Killed, "write a byte at 0xffffffff80100000 (the hypervisor image)"),
+    (Action::ReadHypervisor, "read-hypervisor", Expectation::Killed, "read a byte at 0xffffffff80100000 (the hypervisor image)"),
+    (Action::ReadOutside, "read-outside", Expectation::Killed, "read the byte just past this domain's RAM"),
+    (Action::ReadBelow, "read-below", Expectation::Killed, "read address 0x1000, below RAM"),
+    (Action::WriteStartInfo, "write-start-info", Expectation::Killed, "write the start-info page (read-only) with the byte it holds"),
+    (Action::WriteText, "write-text", Expectation::Killed, "write this kernel's own code (read-execute) with the byte it holds"),
+    (Action::ExecuteStack, "execute-stack", Expectation::Killed, "call a `ret` written into a stack buffer (data must be no-execute)"),
+    (Action::Hlt, "hlt", Expectation::Killed, "execute hlt (privileged: #GP)"),
+    (Action::Cli, "cli", Expectation::Killed, "execute cli (IOPL 0: #GP)"),
+    (Action::Wrmsr, "wrmsr", Expectation::Killed, "wrmsr IA32_LSTAR (0xc0000082) = 0 (privileged: #GP)"),
+    (Action::Rdmsr, "rdmsr", Expectation::Killed, "rdmsr IA32_LSTAR (privileged: #GP)"),
+    (Action::MovCr3, "mov-cr3", Expectation::Killed, "write cr3 (privileged: #GP)"),
+    (Action::Lgdt, "lgdt", Expectation::Killed, "lgdt from a stack buffer (privileged: #GP)"),
+    (Action::Int3, "int3", Expectation::Killed, "execute int3 (#BP)"),
+    (Action::Int80, "int80", Expectation::Killed, "execute int 0x80 (a gate ring 3 may not use: #GP)"),
+    (Action::PortIo, "port-io", Expectation::Killed, "out to port 0xf4, QEMU's isa-debug-exit (IOPL 0: #GP)"),
+    (Action::DivideZero, "divide-zero", Expectation::Killed, "div by a zero register (#DE)"),
+    (Action::FlagsThenHypercall, "flags-then-hypercall", Expectation::Poweroff, "set EFLAGS.AC and NT, then console_io and null hypercalls"),
+    (Action::TrapFlag, "trap-flag", Expectation::Killed, "set EFLAGS.TF, then run a few instructions (#DB)"),
+    (Action::TrapFlagHypercall, "trap-flag-hypercall", Expectation::Killed, "set EFLAGS.TF, then syscall at once (#DB at the hypervisor's entry, which must survive it; then #DB in the domain)"),
+    (Action::BadPointerHypervisor, "bad-pointer-hypervisor", Expectation::Poweroff, "console_io write of 16 bytes from 0xffffffff80100000 (expect EFAULT)"),
+    (Action::BadPointerNoncanonical, "bad-pointer-noncanonical", Expectation::Poweroff, "console_io write of 16 bytes from 0x0000800000000000 (expect EFAULT)"),
+    (Action::BadPointerHuge, "bad-pointer-huge", Expectation::Poweroff, "console_io write with count u64::MAX, then with a buffer running past the end of RAM (expect errors)"),
+    (Action::BadNumber, "bad-number", Expectation::Poweroff, "hypercalls 9999, 63 and 2^32+48 (expect ENOSYS)"),
+    (Action::BadSubop, "bad-subop", Expectation::Poweroff, "console_io cmd 77 and sched_op cmd 77 (expect ENOSYS or EINVAL)"),
+    (Action::Sse, "sse", Expectation::Poweroff, "fill xmm0..xmm15, test_op CLOBBER_VECTOR_REGISTERS and sched_yield, compare"),
+    (Action::NullBench, "null-bench", Expectation::Poweroff, "time count= (default 1000) null hypercalls and bare syscalls with rdtsc"),
+    (Action::Panic, "panic", Expectation::Crash, "panic!(\"deliberate\")"),
+    (Action::Spin, "spin", Expectation::RunsForever, "loop forever"),
+];
+
+impl Action {
+    /// The action `name` names, or `None`.
+    pub fn parse(name: &str) -> Option<Action> {
+        ACTIONS.iter().find(|entry| entry.1 == name).map(|entry| entry.0)
+    }
+
+    fn entry(self) -> &'static (Action, &'static str, Expectation, &'static str) {
+        // Every action is in the table (a test checks it), so this finds one.
+        ACTIONS.iter().find(|entry| entry.0 == self).unwrap_or(&ACTIONS[0])
+    }
+
+    /// Its command-line name.
+    pub fn name(self) -> &'static str {
+        self.entry().1
+    }
+
+    /// What should happen.
+    pub fn expectation(self) -> Expectation {
+        self.entry().2
+    }
+
+    /// What it does, for the log.
+    pub fn description(self) -> &'static str {
+        self.entry().3
+    }
+}
+
+/// The default `count=` of `null-bench`.
+pub const DEFAULT_BENCH_COUNT: u64 = 1000;
+
+/// Parses `count=`: a positive decimal, at most 10^9.
+pub fn parse_count(value: Option<&str>) -> Result<u64, &'static str> {
+    match value {
+        None => Ok(DEFAULT_BENCH_COUNT),
+        Some(text) => match text.parse::<u64>() {
+            Ok(count) if (1..=1_000_000_000).contains(&count) => Ok(count),
+            _ => Err("count= must be a number from 1 to 1000000000"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_round_trips_by_name() {
+        for &(action, name, expectation, _) in ACTIONS {
+            assert_eq!(Action::parse(name), Some(action));
+            assert_eq!(action.name(), name);
+            assert_eq!(action.expectation(), expectation);
+        }
+        let mut names: std::vec::Vec<_> = ACTIONS.iter().map(|entry| entry.1).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ACTIONS.len(), "names are unique");
+    }
+
+    #[test]
+    fn unknown_names() {
+        assert_eq!(Action::parse(""), None);
+        assert_eq!(Action::parse("HLT"), None);
+        assert_eq!(Action::parse("hlt "), None);
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count(None), Ok(DEFAULT_BENCH_COUNT));
+        assert_eq!(parse_count(Some("5")), Ok(5));
+        assert!(parse_count(Some("0")).is_err());
+        assert!(parse_count(Some("-1")).is_err());
+        assert!(parse_count(Some("many")).is_err());
+        assert!(parse_count(Some("2000000000")).is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! A machine to boot: the hypervisor's command line and the domains of its
+//! launch description, written as xl.cfg files, turned into a boot bundle by
+//! the toolstack and booted in QEMU.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::{boot_image, build_images, guest_image, workspace_root, Boot};
+
+/// One domain of a test machine.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// Its name.
+    pub name: String,
+    /// Which kernel (`hello`, `probe`) from the image build.
+    pub kernel: String,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// Its label.
+    pub seclabel: String,
+    /// Its command line (`extra`).
+    pub extra: String,
+}
+
+impl DomainConfig {
+    /// A probe domain doing `action` (plus any further words).
+    pub fn probe(name: &str, extra: &str) -> DomainConfig {
+        DomainConfig {
+            name: name.into(),
+            kernel: "probe".into(),
+            memory_mib: 8,
+            seclabel: "system_u:system_r:untrusted_t".into(),
+            extra: extra.into(),
+        }
+    }
+
+    /// A hello domain.
+    pub fn hello(name: &str) -> DomainConfig {
+        DomainConfig { kernel: "hello".into(), extra: String::new(), ..DomainConfig::probe(name, "") }
+    }
+
+    /// The same with this much RAM.
+    pub fn memory(mut self, memory_mib: u64) -> DomainConfig {
+        self.memory_mib = memory_mib;
+        self
+    }
+
+    fn to_cfg(&self) -> String {
+        format!(
+            "name = \"{}\"\nkernel = \"{}\"\nmemory = {}\nseclabel = \"{}\"\nextra = \"{}\"\n",
+            self.name,
+            guest_image(&self.kernel).display(),
+            self.memory_mib,
+            self.seclabel,
+            self.extra
+        )
+    }
+}
+
+/// A machine: hypervisor options and domains in build order.
+#[derive(Clone, Debug, Default)]
+pub struct Machine {
+    /// The hypervisor's command line.
+    pub command_line: String,
+    /// The domains, in build order.
+    pub domains: Vec<DomainConfig>,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+impl Machine {
+    /// A machine with this hypervisor command line and no domains.
+    pub fn new(command_line: &str) -> Machine {
+        Machine { command_line: command_line.into(), domains: Vec::new() }
+    }
+
+    /// Adds a domain.
+    pub fn domain(mut self, domain: DomainConfig) -> Machine {
+        self.domains.push(domain);
+        self
+    }
+
+    /// Writes the launch description and builds the bundle; returns its path.
+    pub fn bundle(&self) -> PathBuf {
+        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let directory = workspace_root()
+            .join("target")
+            .join("test-machines")
+            .join(format!("{}-{unique}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).unwrap_or_else(|error| panic!("create {}: {error}", directory.display()));
+        for (index, domain) in self.domains.iter().enumerate() {
+            let path = directory.join(format!("{index:02}-{}.cfg", domain.name));
+            std::fs::write(&path, domain.to_cfg()).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
+        }
+        let launch = toolstack::launch::load(&directory).unwrap_or_else(|error| panic!("launch description: {error}"));
+        let bytes = toolstack::bundle::build(&launch).unwrap_or_else(|error| panic!("bundle: {error}"));
+        let path = directory.join("bundle.bin");
+        std::fs::write(&path, bytes).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
+        path
+    }
+
+    /// Builds the bundle and boots the machine, waiting at most `deadline`.
+    pub fn boot(&self, deadline: Duration) -> Boot {
+        let image = build_images();
+        let bundle = self.bundle();
+        boot_image(image, &self.command_line, Some(&bundle), deadline)
+    }
+}

@@ -1,0 +1,244 @@
+//! The boot-bundle writer: turns a [`Launch`] into the bytes the hypervisor
+//! parses (layout in [`xen_abi::bundle`]): the header, one record per
+//! domain in build order, then the payload — kernels 4096-aligned, command
+//! lines, the policy. Every limit the hypervisor enforces is checked here
+//! first, with a message naming the domain and its file.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use xen_abi::bundle::{
+    domain_flags, header, record, HEADER_SIZE, MAGIC, MAX_COMMAND_LINE_BYTES, MAX_DOMAINS, MAX_KERNEL_BYTES,
+    MAX_POLICY_BYTES, MAX_TOTAL_BYTES, RECORD_SIZE, VERSION,
+};
+use xen_abi::layout::{MAX_RAM_BYTES, MIN_RAM_BYTES};
+
+use crate::config::DomainConfig;
+use crate::launch::Launch;
+use crate::Error;
+
+/// Kernels start at offsets that are multiples of this.
+pub const KERNEL_ALIGNMENT: usize = 4096;
+/// Longest domain name.
+pub const MAX_NAME_BYTES: usize = 31;
+/// Longest seclabel (its record field is 64 bytes, NUL-terminated).
+pub const MAX_SECLABEL_BYTES: usize = 63;
+
+/// What went into the bundle for one domain, for `xl bundle` to print.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuiltDomain {
+    /// The domain's name.
+    pub name: String,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// The kernel file.
+    pub kernel: PathBuf,
+    /// The kernel's size.
+    pub kernel_bytes: u64,
+    /// The kernel's SHA-256.
+    pub kernel_sha256: [u8; 32],
+    /// The record's [`domain_flags`].
+    pub flags: u32,
+}
+
+/// A bundle and what went into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuiltBundle {
+    /// The bundle's bytes.
+    pub bytes: Vec<u8>,
+    /// One entry per domain, in bundle order.
+    pub domains: Vec<BuiltDomain>,
+}
+
+/// Builds the boot bundle for `launch`.
+pub fn build(launch: &Launch) -> Result<Vec<u8>, Error> {
+    Ok(assemble(launch)?.bytes)
+}
+
+/// Builds the boot bundle for `launch` and says what went into it.
+pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
+    let count = launch.domains.len();
+    if count == 0 || count > MAX_DOMAINS {
+        return Err(Error::Bundle { message: format!("{count} domains: a bundle holds 1 to {MAX_DOMAINS}") });
+    }
+    let records_end = HEADER_SIZE + count * RECORD_SIZE;
+    let mut bytes = vec![0u8; records_end];
+    let mut domains: Vec<BuiltDomain> = Vec::with_capacity(count);
+    let mut command_lines = Vec::with_capacity(count);
+    for (index, config) in launch.domains.iter().enumerate() {
+        let fail = |message: String| Error::Domain { name: config.name.clone(), source: config.source.clone(), message };
+        check_record(config, &domains).map_err(fail)?;
+        let kernel = read_kernel(config)?;
+        let kernel_sha256: [u8; 32] = Sha256::digest(&kernel).into();
+        let kernel_offset = bytes.len().next_multiple_of(KERNEL_ALIGNMENT);
+        bytes.resize(kernel_offset, 0);
+        bytes.extend_from_slice(&kernel);
+        check_total(bytes.len())?;
+
+        let at = HEADER_SIZE + index * RECORD_SIZE;
+        let flags = flags_of(config);
+        let record_bytes = &mut bytes[at..at + RECORD_SIZE];
+        put(record_bytes, record::NAME, config.name.as_bytes());
+        put(record_bytes, record::SECLABEL, config.seclabel.as_deref().unwrap_or_default().as_bytes());
+        put(record_bytes, record::MEMORY_KIB, &(config.memory_mib * 1024).to_le_bytes());
+        put(record_bytes, record::KERNEL_OFFSET, &(kernel_offset as u64).to_le_bytes());
+        put(record_bytes, record::KERNEL_LENGTH, &(kernel.len() as u64).to_le_bytes());
+        put(record_bytes, record::FLAGS, &flags.to_le_bytes());
+        put(record_bytes, record::KERNEL_SHA256, &kernel_sha256);
+        command_lines.push(config.command_line.as_bytes());
+        domains.push(BuiltDomain {
+            name: config.name.clone(),
+            memory_mib: config.memory_mib,
+            kernel: config.kernel.clone(),
+            kernel_bytes: kernel.len() as u64,
+            kernel_sha256,
+            flags,
+        });
+    }
+    for (index, command_line) in command_lines.iter().enumerate() {
+        // Empty command lines are offset 0, length 0.
+        let offset = if command_line.is_empty() { 0 } else { bytes.len() };
+        bytes.extend_from_slice(command_line);
+        let at = HEADER_SIZE + index * RECORD_SIZE;
+        put(&mut bytes, at + record::COMMAND_LINE_OFFSET, &(offset as u64).to_le_bytes());
+        put(&mut bytes, at + record::COMMAND_LINE_LENGTH, &(command_line.len() as u32).to_le_bytes());
+    }
+    let (policy_offset, policy_length) = match &launch.policy {
+        Some(policy) if !policy.bytes.is_empty() => {
+            if policy.bytes.len() > MAX_POLICY_BYTES as usize {
+                return Err(Error::Bundle {
+                    message: format!(
+                        "policy {} is {} bytes, more than the limit of {MAX_POLICY_BYTES}",
+                        policy.path.display(),
+                        policy.bytes.len()
+                    ),
+                });
+            }
+            let offset = bytes.len();
+            bytes.extend_from_slice(&policy.bytes);
+            (offset, policy.bytes.len())
+        }
+        _ => (0, 0),
+    };
+    check_total(bytes.len())?;
+    let total_length = bytes.len() as u64;
+    put(&mut bytes, header::MAGIC, &MAGIC);
+    put(&mut bytes, header::VERSION, &VERSION.to_le_bytes());
+    put(&mut bytes, header::DOMAIN_COUNT, &(count as u32).to_le_bytes());
+    put(&mut bytes, header::TOTAL_LENGTH, &total_length.to_le_bytes());
+    // Both fit in u32: the bundle is at most MAX_TOTAL_BYTES (64 MiB).
+    put(&mut bytes, header::POLICY_OFFSET, &(policy_offset as u32).to_le_bytes());
+    put(&mut bytes, header::POLICY_LENGTH, &(policy_length as u32).to_le_bytes());
+    Ok(BuiltBundle { bytes, domains })
+}
+
+/// Checks a domain's record fields against the bundle's limits and the
+/// domains before it.
+fn check_record(config: &DomainConfig, earlier: &[BuiltDomain]) -> Result<(), String> {
+    check_domain_name(&config.name)?;
+    if let Some(first) = earlier.iter().position(|domain| domain.name == config.name) {
+        return Err(format!("name already used by domain {first}"));
+    }
+    match config.seclabel.as_deref() {
+        None | Some("") => return Err("no seclabel: every boot-time domain needs a label (seclabel = \"...\")".to_string()),
+        Some(seclabel) if seclabel.len() > MAX_SECLABEL_BYTES => {
+            return Err(format!("seclabel is {} bytes, at most {MAX_SECLABEL_BYTES}", seclabel.len()))
+        }
+        Some(seclabel) if seclabel.contains('\0') => return Err("seclabel contains a NUL character".to_string()),
+        Some(_) => {}
+    }
+    let (least_mib, most_mib) = (MIN_RAM_BYTES >> 20, MAX_RAM_BYTES >> 20);
+    if !(least_mib..=most_mib).contains(&config.memory_mib) {
+        return Err(format!("memory {} MiB is not in range: expected {least_mib} to {most_mib} MiB", config.memory_mib));
+    }
+    if config.command_line.len() > MAX_COMMAND_LINE_BYTES as usize {
+        return Err(format!(
+            "command line is {} bytes, more than the limit of {MAX_COMMAND_LINE_BYTES}",
+            config.command_line.len()
+        ));
+    }
+    if config.command_line.contains('\0') {
+        return Err("command line contains a NUL character".to_string());
+    }
+    if config.control_domain {
+        if let Some(first) = earlier.iter().find(|domain| domain.flags & domain_flags::CONTROL != 0) {
+            return Err(format!("two control domains: '{}' is already the control domain", first.name));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a domain's kernel, checking its size before and after.
+fn read_kernel(config: &DomainConfig) -> Result<Vec<u8>, Error> {
+    let io_error = |source| Error::Io { path: config.kernel.clone(), source };
+    let fail = |message: String| Error::Domain { name: config.name.clone(), source: config.source.clone(), message };
+    let too_large = |length: u64| {
+        fail(format!(
+            "kernel {} is too large: {length} bytes, more than the limit of {MAX_KERNEL_BYTES}",
+            config.kernel.display()
+        ))
+    };
+    let length = std::fs::metadata(&config.kernel).map_err(io_error)?.len();
+    if length > MAX_KERNEL_BYTES {
+        return Err(too_large(length));
+    }
+    let kernel = std::fs::read(&config.kernel).map_err(io_error)?;
+    if kernel.len() as u64 > MAX_KERNEL_BYTES {
+        return Err(too_large(kernel.len() as u64));
+    }
+    if kernel.is_empty() {
+        return Err(fail(format!("kernel {} is empty", config.kernel.display())));
+    }
+    Ok(kernel)
+}
+
+fn check_total(length: usize) -> Result<(), Error> {
+    if length as u64 > MAX_TOTAL_BYTES {
+        return Err(Error::Bundle {
+            message: format!("bundle would be over {length} bytes, more than the limit of {MAX_TOTAL_BYTES}"),
+        });
+    }
+    Ok(())
+}
+
+fn flags_of(config: &DomainConfig) -> u32 {
+    let mut flags = 0;
+    if config.control_domain {
+        flags |= domain_flags::CONTROL;
+    }
+    if config.driver_domain {
+        flags |= domain_flags::DRIVER;
+    }
+    flags
+}
+
+/// Whether `name` is a valid domain name: 1 to 31 characters of
+/// `[A-Za-z0-9_.-]`. The error says what is wrong.
+pub fn check_domain_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("domain name is empty".to_string());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!("domain name '{name}' is {} bytes, at most {MAX_NAME_BYTES}", name.len()));
+    }
+    if let Some(bad) = name.chars().find(|&character| !(character.is_ascii_alphanumeric() || "_.-".contains(character))) {
+        return Err(format!("domain name '{name}' has '{bad}': expected letters, digits, '_', '.' or '-'"));
+    }
+    Ok(())
+}
+
+/// `digest` as lowercase hex.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().fold(String::with_capacity(digest.len() * 2), |mut text, byte| {
+        let _ = write!(text, "{byte:02x}");
+        text
+    })
+}
+
+fn put(bytes: &mut [u8], offset: usize, value: &[u8]) {
+    bytes[offset..offset + value.len()].copy_from_slice(value);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! The hypercall dispatcher: plain values in (the caller's saved registers),
+//! an [`Action`] out. Every argument is copied in once and checked here; a
+//! bad pointer, length, number or sub-operation becomes an errno for the
+//! caller and never a fault in the hypervisor.
+
+use xen_abi::errno;
+use xen_abi::hypercall::{self, console, test_op, version};
+use xen_abi::sched::{self, ShutdownReason};
+use xen_abi::GuestAddress;
+
+use crate::domain::{Domain, MachineMemory};
+use crate::trap::TrapFrame;
+
+/// What the hypervisor must do after a hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Return this value (a negative errno on failure) to the caller.
+    Return(i64),
+    /// Return 0 and let others run.
+    Yield,
+    /// Return 0 when an event is pending or the domain's timer fires.
+    Block,
+    /// Stop the caller for this reason.
+    Shutdown(ShutdownReason),
+    /// Test only: save the caller's vector registers, clobber them, restore
+    /// them before it resumes; return 0.
+    ClobberVectorState,
+}
+
+/// What the dispatcher needs from its surroundings.
+pub struct Context<'a> {
+    /// Nanoseconds since boot.
+    pub now_ns: u64,
+    /// Whether test-only operations are allowed (`testing=1`).
+    pub testing: bool,
+    /// Where finished console lines go.
+    pub console_sink: &'a mut dyn FnMut(&[u8]),
+}
+
+/// The version `xen_version(XENVER_version)` reports: major << 16 | minor.
+pub const VERSION: i64 = 1;
+
+fn error(code: i64) -> Action {
+    Action::Return(-code)
+}
+
+/// Serves one hypercall from `domain`, whose registers are `frame`.
+pub fn dispatch(domain: &mut Domain, machine: &impl MachineMemory, frame: &TrapFrame, context: &mut Context<'_>) -> Action {
+    let (number, arguments) = (frame.rax, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8]);
+    domain.hypercalls += 1;
+    match number {
+        hypercall::NULL => Action::Return(0),
+        hypercall::XEN_VERSION => match arguments[0] {
+            version::VERSION => Action::Return(VERSION),
+            _ => error(errno::ENOSYS),
+        },
+        hypercall::CONSOLE_IO => console_io(domain, machine, arguments, context),
+        hypercall::SCHED_OP => sched_op(domain, machine, arguments),
+        hypercall::TEST_OP => {
+            if !context.testing {
+                return error(errno::EPERM);
+            }
+            match arguments[0] {
+                test_op::CLOBBER_VECTOR_REGISTERS => Action::ClobberVectorState,
+                test_op::HEALTH => Action::Return(1),
+                _ => error(errno::ENOSYS),
+            }
+        }
+        _ => error(errno::ENOSYS),
+    }
+}
+
+fn console_io(domain: &mut Domain, machine: &impl MachineMemory, arguments: [u64; 5], context: &mut Context<'_>) -> Action {
+    let [command, count, buffer, ..] = arguments;
+    match command {
+        console::WRITE => {
+            if count > console::MAX_WRITE_BYTES {
+                return error(errno::EINVAL);
+            }
+            let mut bytes = [0u8; console::MAX_WRITE_BYTES as usize];
+            let bytes = &mut bytes[..count as usize];
+            if domain.copy_from_guest(machine, GuestAddress(buffer), bytes).is_err() {
+                return error(errno::EFAULT);
+            }
+            domain.console.write(bytes, context.now_ns, context.console_sink);
+            Action::Return(count as i64)
+        }
+        _ => error(errno::ENOSYS),
+    }
+}
+
+fn sched_op(domain: &mut Domain, machine: &impl MachineMemory, arguments: [u64; 5]) -> Action {
+    match arguments[0] {
+        sched::YIELD => Action::Yield,
+        sched::BLOCK => Action::Block,
+        sched::SHUTDOWN => {
+            let mut bytes = [0u8; sched::SHUTDOWN_SIZE];
+            if domain.copy_from_guest(machine, GuestAddress(arguments[1]), &mut bytes).is_err() {
+                return error(errno::EFAULT);
+            }
+            match ShutdownReason::from_u32(u32::from_le_bytes(bytes)) {
+                Some(reason) => Action::Shutdown(reason),
+                None => error(errno::EINVAL),
+            }
+        }
+        _ => error(errno::ENOSYS),
+    }
+}
+
+/// Whether a frame saved by the `syscall` entry may go back with `sysret`:
+/// only to a canonical lower-half RIP with the ring-3 selectors. Anything
+/// else returns with `iretq` (a `sysret` to a non-canonical RIP faults in
+/// ring 0 on Intel CPUs, with the domain's stack live).
+pub fn may_sysret(frame: &TrapFrame, syscall_vector: u64) -> bool {
+    frame.vector == syscall_vector
+        && frame.rip < 0x0000_8000_0000_0000
+        && frame.cs == crate::domain::USER_CODE_SELECTOR
+        && frame.ss == crate::domain::USER_DATA_SELECTOR
+}
+
+/// RFLAGS bits a domain may hold: the arithmetic flags, TF, DF, AC and ID.
+/// IF is always set; IOPL, NT, RF and VM always clear.
+pub fn sanitize_rflags(rflags: u64) -> u64 {
+    const ALLOWED: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000;
+    (rflags & ALLOWED) | 0x202
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! Host tests of the hypercall dispatcher: every hostile argument becomes an
+//! errno for the caller, and good calls do what they say.
+
+use super::*;
+use crate::domain::tests::{build, FakeMachine};
+use xen_abi::layout::RAM_BASE;
+
+fn call(domain: &mut Domain, machine: &FakeMachine, testing: bool, registers: [u64; 6]) -> (Action, Vec<String>) {
+    let frame = TrapFrame {
+        rax: registers[0],
+        rdi: registers[1],
+        rsi: registers[2],
+        rdx: registers[3],
+        r10: registers[4],
+        r8: registers[5],
+        ..TrapFrame::default()
+    };
+    let mut lines = Vec::new();
+    let mut sink = |line: &[u8]| lines.push(String::from_utf8_lossy(line).into_owned());
+    let mut context = Context { now_ns: 0, testing, console_sink: &mut sink };
+    let action = dispatch(domain, machine, &frame, &mut context);
+    (action, lines)
+}
+
+fn setup() -> (Box<Domain>, FakeMachine) {
+    let mut machine = FakeMachine::new(1200);
+    let domain = build(&mut machine);
+    (domain, machine)
+}
+
+const BUFFER: u64 = RAM_BASE + 0x8000;
+
+#[test]
+fn null_version_and_unknown_numbers() {
+    let (mut domain, machine) = setup();
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::NULL, 0, 0, 0, 0, 0]).0, Action::Return(0));
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::XEN_VERSION, 0, 0, 0, 0, 0]).0, Action::Return(VERSION));
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::XEN_VERSION, 9, 0, 0, 0, 0]).0, Action::Return(-errno::ENOSYS));
+    for number in [63, 64, 9999, u64::MAX, hypercall::DOMCTL] {
+        assert_eq!(call(&mut domain, &machine, false, [number, 0, 0, 0, 0, 0]).0, Action::Return(-errno::ENOSYS), "{number}");
+    }
+    assert_eq!(domain.hypercalls, 8);
+}
+
+#[test]
+fn console_write_copies_once_and_prefixes() {
+    let (mut domain, mut machine) = setup();
+    domain.write_guest(&mut machine, BUFFER, b"hello\n").unwrap();
+    let (action, lines) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, console::WRITE, 6, BUFFER, 0, 0]);
+    assert_eq!(action, Action::Return(6));
+    assert_eq!(lines, vec!["(d3) hello"]);
+    let (action, lines) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, console::WRITE, 0, 0, 0, 0]);
+    assert_eq!((action, lines.len()), (Action::Return(0), 0));
+}
+
+#[test]
+fn console_write_refuses_hostile_buffers_and_lengths() {
+    let (mut domain, machine) = setup();
+    let ram_end = RAM_BASE + crate::domain::tests::MEMORY;
+    let cases = [
+        (16, 0xffff_ffff_8010_0000, errno::EFAULT), // the hypervisor's image
+        (16, 0x0000_8000_0000_0000, errno::EFAULT), // non-canonical
+        (16, 0x1000, errno::EFAULT),                // below RAM
+        (32, ram_end - 16, errno::EFAULT),          // runs off the end of RAM
+        (16, u64::MAX - 8, errno::EFAULT),          // wraps around
+        (u64::MAX, BUFFER, errno::EINVAL),          // huge length
+        (console::MAX_WRITE_BYTES + 1, BUFFER, errno::EINVAL),
+    ];
+    for (count, buffer, expected) in cases {
+        let (action, lines) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, console::WRITE, count, buffer, 0, 0]);
+        assert_eq!(action, Action::Return(-expected), "count {count} buffer {buffer:#x}");
+        assert!(lines.is_empty());
+    }
+    for command in [console::READ, 77] {
+        let (action, _) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, command, 1, BUFFER, 0, 0]);
+        assert_eq!(action, Action::Return(-errno::ENOSYS));
+    }
+}
+
+#[test]
+fn sched_op_yield_block_and_shutdown() {
+    let (mut domain, mut machine) = setup();
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::SCHED_OP, sched::YIELD, 0, 0, 0, 0]).0, Action::Yield);
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::SCHED_OP, sched::BLOCK, 0, 0, 0, 0]).0, Action::Block);
+    for reason in [ShutdownReason::Poweroff, ShutdownReason::Reboot, ShutdownReason::Crash] {
+        domain.write_guest(&mut machine, BUFFER, &(reason as u32).to_le_bytes()).unwrap();
+        let (action, _) = call(&mut domain, &machine, false, [hypercall::SCHED_OP, sched::SHUTDOWN, BUFFER, 0, 0, 0]);
+        assert_eq!(action, Action::Shutdown(reason));
+    }
+    domain.write_guest(&mut machine, BUFFER, &99u32.to_le_bytes()).unwrap();
+    let (action, _) = call(&mut domain, &machine, false, [hypercall::SCHED_OP, sched::SHUTDOWN, BUFFER, 0, 0, 0]);
+    assert_eq!(action, Action::Return(-errno::EINVAL));
+    let (action, _) = call(&mut domain, &machine, false, [hypercall::SCHED_OP, sched::SHUTDOWN, 0xffff_8000_0000_0000, 0, 0, 0]);
+    assert_eq!(action, Action::Return(-errno::EFAULT));
+    let (action, _) = call(&mut domain, &machine, false, [hypercall::SCHED_OP, 42, 0, 0, 0, 0]);
+    assert_eq!(action, Action::Return(-errno::ENOSYS));
+}
+
+#[test]
+fn test_operations_need_testing_mode() {
+    let (mut domain, machine) = setup();
+    let registers = [hypercall::TEST_OP, test_op::CLOBBER_VECTOR_REGISTERS, 0, 0, 0, 0];
+    assert_eq!(call(&mut domain, &machine, false, registers).0, Action::Return(-errno::EPERM));
+    assert_eq!(call(&mut domain, &machine, true, registers).0, Action::ClobberVectorState);
+    assert_eq!(call(&mut domain, &machine, true, [hypercall::TEST_OP, test_op::HEALTH, 0, 0, 0, 0]).0, Action::Return(1));
+}
+
+#[test]
+fn sysret_only_to_canonical_ring_3() {
+    let syscall = 0x100;
+    let good = TrapFrame {
+        vector: syscall,
+        rip: RAM_BASE + 0x1000,
+        cs: crate::domain::USER_CODE_SELECTOR,
+        ss: crate::domain::USER_DATA_SELECTOR,
+        ..TrapFrame::default()
+    };
+    assert!(may_sysret(&good, syscall));
+    assert!(!may_sysret(&TrapFrame { rip: 0x0000_8000_0000_0000, ..good }, syscall));
+    assert!(!may_sysret(&TrapFrame { rip: 0xffff_8000_0000_0000, ..good }, syscall));
+    assert!(!may_sysret(&TrapFrame { vector: 14, ..good }, syscall), "a trap frame returns with iretq");
+    assert!(!may_sysret(&TrapFrame { cs: 0x08, ..good }, syscall));
+}
+
+#[test]
+fn rflags_are_sanitized() {
+    // IOPL 3, NT, RF, VM set by a hostile frame: all cleared; IF forced on.
+    let hostile = 0x3000 | 0x4000 | 0x1_0000 | 0x2_0000;
+    assert_eq!(sanitize_rflags(hostile), 0x202);
+    // Arithmetic flags, DF, AC survive.
+    assert_eq!(sanitize_rflags(0x4_0cd5), 0x4_0cd5 | 0x202);
+}
