@@ -12,7 +12,7 @@ ARGS ?=
 all: images
 
 help:
-	@echo "make run    boot the machine in QEMU (Ctrl-A X quits; ARGS='loglvl=debug' adds boot options)"
+	@echo "make run    boot the default machine (toolstack/machines/default) in QEMU (Ctrl-A X quits; ARGS='loglvl=debug' adds boot options)"
 	@echo "make test   run every test: host unit tests, ring tests, and QEMU boot tests"
 	@echo "make bench  run the benchmarks and print their tables"
 	@echo "make lint   clippy over the workspace and the bare-metal image"
@@ -34,7 +34,7 @@ deps:
 	@rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-none || rustup target add x86_64-unknown-none
 
 images: deps
-	$(CARGO) build --release -p xen-core --target x86_64-unknown-none --target-dir target/images
+	$(CARGO) build --release -p xen-core -p hello-domain -p probe-domain --target x86_64-unknown-none --target-dir target/images
 
 run: images
 	@$(CARGO) run --quiet --release -p xen-tests --bin run-machine -- $(ARGS)
@@ -44,7 +44,8 @@ test: images lint
 
 lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release -p xen-core --target x86_64-unknown-none --target-dir target/images -- -D warnings
+	$(CARGO) clippy --release -p xen-core -p guest-runtime -p hello-domain -p probe-domain --target x86_64-unknown-none --target-dir target/images -- -D warnings
 
-bench: deps
+bench: images
 	$(CARGO) bench -p ring-protocol
+	$(CARGO) run --release -p xen-tests --bin qemu-bench

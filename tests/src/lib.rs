@@ -77,7 +77,13 @@ pub enum Console {
 /// The QEMU command that boots `image` with `command_line` and, if given,
 /// the boot bundle as its one multiboot module.
 pub fn qemu_command(image: &Path, command_line: &str, bundle: Option<&Path>, console: Console) -> Command {
+    qemu_command_with(image, command_line, bundle, console, &[])
+}
+
+/// [`qemu_command`] with extra QEMU arguments (e.g. `-icount` for benchmarks).
+pub fn qemu_command_with(image: &Path, command_line: &str, bundle: Option<&Path>, console: Console, extra: &[&str]) -> Command {
     let mut command = Command::new(QEMU);
+    command.args(extra);
     command
         .args(["-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "512M", "-smp", "1"])
         .args(["-display", "none", "-no-reboot", "-nodefaults"])
@@ -172,8 +178,13 @@ pub fn boot(command_line: &str, deadline: Duration) -> Boot {
 
 /// Boots a given image, with an optional bundle; see [`boot`].
 pub fn boot_image(image: &Path, command_line: &str, bundle: Option<&Path>, deadline: Duration) -> Boot {
+    boot_image_with(image, command_line, bundle, deadline, &[])
+}
+
+/// [`boot_image`] with extra QEMU arguments.
+pub fn boot_image_with(image: &Path, command_line: &str, bundle: Option<&Path>, deadline: Duration, extra: &[&str]) -> Boot {
     let started = Instant::now();
-    let mut child = qemu_command(image, command_line, bundle, Console::Captured).spawn().unwrap_or_else(|error| {
+    let mut child = qemu_command_with(image, command_line, bundle, Console::Captured, extra).spawn().unwrap_or_else(|error| {
         panic!("cannot start {QEMU}: {error}; `make test` installs it (Debian package qemu-system-x86)")
     });
     let mut stdout = child.stdout.take().map(|pipe| std::thread::spawn(move || read_all(pipe)));

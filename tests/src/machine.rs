@@ -13,7 +13,7 @@ use crate::{boot_image, build_images, guest_image, workspace_root, Boot};
 pub struct DomainConfig {
     /// Its name.
     pub name: String,
-    /// Which kernel (`hello`, `probe`) from the image build.
+    /// Which kernel: `hello` or `probe` from the image build, or a path.
     pub kernel: String,
     /// RAM in MiB.
     pub memory_mib: u64,
@@ -46,11 +46,19 @@ impl DomainConfig {
         self
     }
 
+    fn kernel_path(&self) -> PathBuf {
+        if self.kernel.contains('/') {
+            PathBuf::from(&self.kernel)
+        } else {
+            guest_image(&self.kernel)
+        }
+    }
+
     fn to_cfg(&self) -> String {
         format!(
             "name = \"{}\"\nkernel = \"{}\"\nmemory = {}\nseclabel = \"{}\"\nextra = \"{}\"\n",
             self.name,
-            guest_image(&self.kernel).display(),
+            self.kernel_path().display(),
             self.memory_mib,
             self.seclabel,
             self.extra
@@ -103,8 +111,12 @@ impl Machine {
 
     /// Builds the bundle and boots the machine, waiting at most `deadline`.
     pub fn boot(&self, deadline: Duration) -> Boot {
-        let image = build_images();
         let bundle = self.bundle();
-        boot_image(image, &self.command_line, Some(&bundle), deadline)
+        self.boot_bundle(&bundle, deadline)
+    }
+
+    /// Boots the hypervisor with a given bundle file (a test may damage it).
+    pub fn boot_bundle(&self, bundle: &std::path::Path, deadline: Duration) -> Boot {
+        boot_image(build_images(), &self.command_line, Some(bundle), deadline)
     }
 }

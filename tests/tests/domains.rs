@@ -61,13 +61,30 @@ fn writing_hypervisor_memory_kills_only_the_domain() {
 fn reading_outside_its_memory_kills_only_the_domain() {
     expect_killed("read-outside", "(#PF page fault)");
     expect_killed("read-below", "(#PF page fault)");
+    expect_killed("read-hypervisor", "(#PF page fault)");
+}
+
+#[test]
+fn a_domain_cannot_write_its_start_info_or_code_or_run_its_data() {
+    expect_killed("write-start-info", "protection violation on write in user mode");
+    expect_killed("write-text", "protection violation on write in user mode");
+    expect_killed("execute-stack", "protection violation on instruction fetch in user mode");
 }
 
 #[test]
 fn privileged_instructions_kill_only_the_domain() {
-    for action in ["hlt", "cli", "wrmsr", "mov-cr3", "lgdt"] {
+    for action in ["hlt", "cli", "wrmsr", "rdmsr", "mov-cr3", "lgdt", "int80", "port-io"] {
         expect_killed(action, "(#GP general protection)");
     }
+}
+
+#[test]
+fn breakpoints_and_single_steps_kill_only_the_domain() {
+    expect_killed("int3", "(#GP general protection)");
+    expect_killed("trap-flag", "(#DB debug)");
+    // TF set right before `syscall`: SFMASK clears it, so the hypervisor's
+    // entry is not single-stepped; the #DB lands back in the domain.
+    expect_killed("trap-flag-hypercall", "(#DB debug)");
 }
 
 #[test]
@@ -132,4 +149,42 @@ fn a_domain_that_does_not_fit_is_refused_with_nothing_left_behind() {
         .expect_log("d1 (small): torn down")
         .expect_log(HEALTHY)
         .expect_no_log("hello from small");
+}
+
+#[test]
+fn a_truncated_bundle_is_refused_whole() {
+    let machine = Machine::new("on_idle=poweroff").domain(DomainConfig::hello("hello"));
+    let bundle = machine.bundle();
+    let bytes = std::fs::read(&bundle).expect("read the bundle");
+    std::fs::write(&bundle, &bytes[..bytes.len() - 1000]).expect("write the damaged bundle");
+    let boot = machine.boot_bundle(&bundle, DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff).expect_log("bundle: refused").expect_log("no domain built").expect_no_log("(d1)");
+}
+
+#[test]
+fn a_kernel_whose_hash_does_not_match_is_refused() {
+    let machine = Machine::new("on_idle=poweroff").domain(DomainConfig::hello("hello"));
+    let bundle = machine.bundle();
+    let mut bytes = std::fs::read(&bundle).expect("read the bundle");
+    // Flip a byte in the kernel image: the last 4 KiB of the file hold it.
+    let at = bytes.len() - 2000;
+    bytes[at] ^= 0xff;
+    std::fs::write(&bundle, &bytes).expect("write the damaged bundle");
+    let boot = machine.boot_bundle(&bundle, DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff).expect_log("kernel SHA-256 mismatch").expect_log("no domain built").expect_no_log("(d1)");
+}
+
+#[test]
+fn a_kernel_that_is_not_a_static_elf_is_refused() {
+    let directory = xen_tests::workspace_root().join("target").join("test-machines");
+    std::fs::create_dir_all(&directory).expect("create the directory");
+    let junk = directory.join("not-an-elf.bin");
+    std::fs::write(&junk, b"\x7fELF but not really an image at all").expect("write junk");
+    let mut domain = DomainConfig::hello("junk");
+    domain.kernel = junk.display().to_string();
+    let boot = Machine::new("on_idle=poweroff").domain(DomainConfig::hello("good")).domain(domain).boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("bundle: junk: kernel image refused")
+        .expect_log("no domain built")
+        .expect_no_log("(d1)");
 }

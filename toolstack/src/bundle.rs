@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use xen_abi::bundle::{
-    domain_flags, header, record, HEADER_SIZE, MAGIC, MAX_COMMAND_LINE_BYTES, MAX_DOMAINS, MAX_KERNEL_BYTES,
-    MAX_POLICY_BYTES, MAX_TOTAL_BYTES, RECORD_SIZE, VERSION,
+    domain_flags, header, record, HEADER_SIZE, MAGIC, MAX_COMMAND_LINE_BYTES, MAX_DOMAINS,
+    MAX_KERNEL_BYTES, MAX_POLICY_BYTES, MAX_TOTAL_BYTES, RECORD_SIZE, VERSION,
 };
 use xen_abi::layout::{MAX_RAM_BYTES, MIN_RAM_BYTES};
 
@@ -60,14 +60,20 @@ pub fn build(launch: &Launch) -> Result<Vec<u8>, Error> {
 pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
     let count = launch.domains.len();
     if count == 0 || count > MAX_DOMAINS {
-        return Err(Error::Bundle { message: format!("{count} domains: a bundle holds 1 to {MAX_DOMAINS}") });
+        return Err(Error::Bundle {
+            message: format!("{count} domains: a bundle holds 1 to {MAX_DOMAINS}"),
+        });
     }
     let records_end = HEADER_SIZE + count * RECORD_SIZE;
     let mut bytes = vec![0u8; records_end];
     let mut domains: Vec<BuiltDomain> = Vec::with_capacity(count);
     let mut command_lines = Vec::with_capacity(count);
     for (index, config) in launch.domains.iter().enumerate() {
-        let fail = |message: String| Error::Domain { name: config.name.clone(), source: config.source.clone(), message };
+        let fail = |message: String| Error::Domain {
+            name: config.name.clone(),
+            source: config.source.clone(),
+            message,
+        };
         check_record(config, &domains).map_err(fail)?;
         let kernel = read_kernel(config)?;
         let kernel_sha256: [u8; 32] = Sha256::digest(&kernel).into();
@@ -80,10 +86,26 @@ pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
         let flags = flags_of(config);
         let record_bytes = &mut bytes[at..at + RECORD_SIZE];
         put(record_bytes, record::NAME, config.name.as_bytes());
-        put(record_bytes, record::SECLABEL, config.seclabel.as_deref().unwrap_or_default().as_bytes());
-        put(record_bytes, record::MEMORY_KIB, &(config.memory_mib * 1024).to_le_bytes());
-        put(record_bytes, record::KERNEL_OFFSET, &(kernel_offset as u64).to_le_bytes());
-        put(record_bytes, record::KERNEL_LENGTH, &(kernel.len() as u64).to_le_bytes());
+        put(
+            record_bytes,
+            record::SECLABEL,
+            config.seclabel.as_deref().unwrap_or_default().as_bytes(),
+        );
+        put(
+            record_bytes,
+            record::MEMORY_KIB,
+            &(config.memory_mib * 1024).to_le_bytes(),
+        );
+        put(
+            record_bytes,
+            record::KERNEL_OFFSET,
+            &(kernel_offset as u64).to_le_bytes(),
+        );
+        put(
+            record_bytes,
+            record::KERNEL_LENGTH,
+            &(kernel.len() as u64).to_le_bytes(),
+        );
         put(record_bytes, record::FLAGS, &flags.to_le_bytes());
         put(record_bytes, record::KERNEL_SHA256, &kernel_sha256);
         command_lines.push(config.command_line.as_bytes());
@@ -98,11 +120,23 @@ pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
     }
     for (index, command_line) in command_lines.iter().enumerate() {
         // Empty command lines are offset 0, length 0.
-        let offset = if command_line.is_empty() { 0 } else { bytes.len() };
+        let offset = if command_line.is_empty() {
+            0
+        } else {
+            bytes.len()
+        };
         bytes.extend_from_slice(command_line);
         let at = HEADER_SIZE + index * RECORD_SIZE;
-        put(&mut bytes, at + record::COMMAND_LINE_OFFSET, &(offset as u64).to_le_bytes());
-        put(&mut bytes, at + record::COMMAND_LINE_LENGTH, &(command_line.len() as u32).to_le_bytes());
+        put(
+            &mut bytes,
+            at + record::COMMAND_LINE_OFFSET,
+            &(offset as u64).to_le_bytes(),
+        );
+        put(
+            &mut bytes,
+            at + record::COMMAND_LINE_LENGTH,
+            &(command_line.len() as u32).to_le_bytes(),
+        );
     }
     let (policy_offset, policy_length) = match &launch.policy {
         Some(policy) if !policy.bytes.is_empty() => {
@@ -125,11 +159,27 @@ pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
     let total_length = bytes.len() as u64;
     put(&mut bytes, header::MAGIC, &MAGIC);
     put(&mut bytes, header::VERSION, &VERSION.to_le_bytes());
-    put(&mut bytes, header::DOMAIN_COUNT, &(count as u32).to_le_bytes());
-    put(&mut bytes, header::TOTAL_LENGTH, &total_length.to_le_bytes());
+    put(
+        &mut bytes,
+        header::DOMAIN_COUNT,
+        &(count as u32).to_le_bytes(),
+    );
+    put(
+        &mut bytes,
+        header::TOTAL_LENGTH,
+        &total_length.to_le_bytes(),
+    );
     // Both fit in u32: the bundle is at most MAX_TOTAL_BYTES (64 MiB).
-    put(&mut bytes, header::POLICY_OFFSET, &(policy_offset as u32).to_le_bytes());
-    put(&mut bytes, header::POLICY_LENGTH, &(policy_length as u32).to_le_bytes());
+    put(
+        &mut bytes,
+        header::POLICY_OFFSET,
+        &(policy_offset as u32).to_le_bytes(),
+    );
+    put(
+        &mut bytes,
+        header::POLICY_LENGTH,
+        &(policy_length as u32).to_le_bytes(),
+    );
     Ok(BuiltBundle { bytes, domains })
 }
 
@@ -141,16 +191,29 @@ fn check_record(config: &DomainConfig, earlier: &[BuiltDomain]) -> Result<(), St
         return Err(format!("name already used by domain {first}"));
     }
     match config.seclabel.as_deref() {
-        None | Some("") => return Err("no seclabel: every boot-time domain needs a label (seclabel = \"...\")".to_string()),
-        Some(seclabel) if seclabel.len() > MAX_SECLABEL_BYTES => {
-            return Err(format!("seclabel is {} bytes, at most {MAX_SECLABEL_BYTES}", seclabel.len()))
+        None | Some("") => {
+            return Err(
+                "no seclabel: every boot-time domain needs a label (seclabel = \"...\")"
+                    .to_string(),
+            )
         }
-        Some(seclabel) if seclabel.contains('\0') => return Err("seclabel contains a NUL character".to_string()),
+        Some(seclabel) if seclabel.len() > MAX_SECLABEL_BYTES => {
+            return Err(format!(
+                "seclabel is {} bytes, at most {MAX_SECLABEL_BYTES}",
+                seclabel.len()
+            ))
+        }
+        Some(seclabel) if seclabel.contains('\0') => {
+            return Err("seclabel contains a NUL character".to_string())
+        }
         Some(_) => {}
     }
     let (least_mib, most_mib) = (MIN_RAM_BYTES >> 20, MAX_RAM_BYTES >> 20);
     if !(least_mib..=most_mib).contains(&config.memory_mib) {
-        return Err(format!("memory {} MiB is not in range: expected {least_mib} to {most_mib} MiB", config.memory_mib));
+        return Err(format!(
+            "memory {} MiB is not in range: expected {least_mib} to {most_mib} MiB",
+            config.memory_mib
+        ));
     }
     if config.command_line.len() > MAX_COMMAND_LINE_BYTES as usize {
         return Err(format!(
@@ -162,8 +225,14 @@ fn check_record(config: &DomainConfig, earlier: &[BuiltDomain]) -> Result<(), St
         return Err("command line contains a NUL character".to_string());
     }
     if config.control_domain {
-        if let Some(first) = earlier.iter().find(|domain| domain.flags & domain_flags::CONTROL != 0) {
-            return Err(format!("two control domains: '{}' is already the control domain", first.name));
+        if let Some(first) = earlier
+            .iter()
+            .find(|domain| domain.flags & domain_flags::CONTROL != 0)
+        {
+            return Err(format!(
+                "two control domains: '{}' is already the control domain",
+                first.name
+            ));
         }
     }
     Ok(())
@@ -171,8 +240,15 @@ fn check_record(config: &DomainConfig, earlier: &[BuiltDomain]) -> Result<(), St
 
 /// Reads a domain's kernel, checking its size before and after.
 fn read_kernel(config: &DomainConfig) -> Result<Vec<u8>, Error> {
-    let io_error = |source| Error::Io { path: config.kernel.clone(), source };
-    let fail = |message: String| Error::Domain { name: config.name.clone(), source: config.source.clone(), message };
+    let io_error = |source| Error::Io {
+        path: config.kernel.clone(),
+        source,
+    };
+    let fail = |message: String| Error::Domain {
+        name: config.name.clone(),
+        source: config.source.clone(),
+        message,
+    };
     let too_large = |length: u64| {
         fail(format!(
             "kernel {} is too large: {length} bytes, more than the limit of {MAX_KERNEL_BYTES}",
@@ -196,7 +272,9 @@ fn read_kernel(config: &DomainConfig) -> Result<Vec<u8>, Error> {
 fn check_total(length: usize) -> Result<(), Error> {
     if length as u64 > MAX_TOTAL_BYTES {
         return Err(Error::Bundle {
-            message: format!("bundle would be over {length} bytes, more than the limit of {MAX_TOTAL_BYTES}"),
+            message: format!(
+                "bundle would be over {length} bytes, more than the limit of {MAX_TOTAL_BYTES}"
+            ),
         });
     }
     Ok(())
@@ -220,20 +298,30 @@ pub fn check_domain_name(name: &str) -> Result<(), String> {
         return Err("domain name is empty".to_string());
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(format!("domain name '{name}' is {} bytes, at most {MAX_NAME_BYTES}", name.len()));
+        return Err(format!(
+            "domain name '{name}' is {} bytes, at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
     }
-    if let Some(bad) = name.chars().find(|&character| !(character.is_ascii_alphanumeric() || "_.-".contains(character))) {
-        return Err(format!("domain name '{name}' has '{bad}': expected letters, digits, '_', '.' or '-'"));
+    if let Some(bad) = name
+        .chars()
+        .find(|&character| !(character.is_ascii_alphanumeric() || "_.-".contains(character)))
+    {
+        return Err(format!(
+            "domain name '{name}' has '{bad}': expected letters, digits, '_', '.' or '-'"
+        ));
     }
     Ok(())
 }
 
 /// `digest` as lowercase hex.
 pub fn hex(digest: &[u8]) -> String {
-    digest.iter().fold(String::with_capacity(digest.len() * 2), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    digest
+        .iter()
+        .fold(String::with_capacity(digest.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 fn put(bytes: &mut [u8], offset: usize, value: &[u8]) {

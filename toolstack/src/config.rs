@@ -50,7 +50,12 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
-            Some(position) => write!(formatter, "{}:{position}: {}", self.path.display(), self.message),
+            Some(position) => write!(
+                formatter,
+                "{}:{position}: {}",
+                self.path.display(),
+                self.message
+            ),
             None => write!(formatter, "{}: {}", self.path.display(), self.message),
         }
     }
@@ -81,20 +86,38 @@ pub fn parse(text: &str, path: &Path) -> Result<DomainConfig, ConfigError> {
 
 /// Builds a [`ConfigError`] at `position` of `path`.
 fn error_at(path: &Path, position: Position, message: String) -> ConfigError {
-    ConfigError { path: path.to_path_buf(), position: Some(position), message }
+    ConfigError {
+        path: path.to_path_buf(),
+        position: Some(position),
+        message,
+    }
 }
 
 fn expect_string<'a>(path: &Path, key: &str, value: &'a Value) -> Result<&'a str, ConfigError> {
     match &value.kind {
         ValueKind::String(text) => Ok(text),
-        _ => Err(error_at(path, value.position, format!("expected a quoted string for '{key}', found {}", value.describe()))),
+        _ => Err(error_at(
+            path,
+            value.position,
+            format!(
+                "expected a quoted string for '{key}', found {}",
+                value.describe()
+            ),
+        )),
     }
 }
 
 fn expect_integer(path: &Path, key: &str, value: &Value) -> Result<u64, ConfigError> {
     match value.kind {
         ValueKind::Integer(number) => Ok(number),
-        _ => Err(error_at(path, value.position, format!("expected an integer for '{key}', found {}", value.describe()))),
+        _ => Err(error_at(
+            path,
+            value.position,
+            format!(
+                "expected an integer for '{key}', found {}",
+                value.describe()
+            ),
+        )),
     }
 }
 
@@ -102,7 +125,11 @@ fn expect_flag(path: &Path, key: &str, value: &Value) -> Result<bool, ConfigErro
     match expect_integer(path, key, value)? {
         0 => Ok(false),
         1 => Ok(true),
-        other => Err(error_at(path, value.position, format!("expected 0 or 1 for '{key}', found {other}"))),
+        other => Err(error_at(
+            path,
+            value.position,
+            format!("expected 0 or 1 for '{key}', found {other}"),
+        )),
     }
 }
 
@@ -132,7 +159,10 @@ impl DomainConfig {
                 let message = if canonical == key {
                     format!("duplicate key '{key}' (first set at line {})", first.line)
                 } else {
-                    format!("duplicate key '{key}' (a synonym of '{canonical}', set at line {})", first.line)
+                    format!(
+                        "duplicate key '{key}' (a synonym of '{canonical}', set at line {})",
+                        first.line
+                    )
                 };
                 return Err(error_at(path, setting.position, message));
             }
@@ -140,13 +170,18 @@ impl DomainConfig {
             match canonical {
                 "name" => {
                     let text = expect_string(path, key, value)?;
-                    crate::bundle::check_domain_name(text).map_err(|message| error_at(path, value.position, message))?;
+                    crate::bundle::check_domain_name(text)
+                        .map_err(|message| error_at(path, value.position, message))?;
                     name = Some(text.to_string());
                 }
                 "kernel" => {
                     let text = expect_string(path, key, value)?;
                     if text.is_empty() {
-                        return Err(error_at(path, value.position, "'kernel' is empty: expected a file path".to_string()));
+                        return Err(error_at(
+                            path,
+                            value.position,
+                            "'kernel' is empty: expected a file path".to_string(),
+                        ));
                     }
                     let directory = path.parent().unwrap_or(Path::new(""));
                     kernel = Some(directory.join(text));
@@ -154,7 +189,11 @@ impl DomainConfig {
                 "memory" => {
                     let mib = expect_integer(path, key, value)?;
                     if mib == 0 {
-                        return Err(error_at(path, value.position, "'memory' is 0: expected MiB of RAM".to_string()));
+                        return Err(error_at(
+                            path,
+                            value.position,
+                            "'memory' is 0: expected MiB of RAM".to_string(),
+                        ));
                     }
                     memory_mib = Some(mib);
                 }
@@ -163,19 +202,32 @@ impl DomainConfig {
                 "vcpus" => {
                     config.vcpus = expect_integer(path, key, value)?;
                     if config.vcpus != 1 {
-                        let message = format!("vcpus = {} is not supported: expected 1 (one vCPU per domain for now)", config.vcpus);
+                        let message = format!(
+                            "vcpus = {} is not supported: expected 1 (one vCPU per domain for now)",
+                            config.vcpus
+                        );
                         return Err(error_at(path, value.position, message));
                     }
                 }
                 "type" => {
                     let text = expect_string(path, key, value)?;
                     if text != "pv" {
-                        return Err(error_at(path, value.position, format!("type \"{text}\" is not supported: expected \"pv\"")));
+                        return Err(error_at(
+                            path,
+                            value.position,
+                            format!("type \"{text}\" is not supported: expected \"pv\""),
+                        ));
                     }
                 }
                 "control_domain" => config.control_domain = expect_flag(path, key, value)?,
                 "driver_domain" => config.driver_domain = expect_flag(path, key, value)?,
-                _ => return Err(error_at(path, setting.position, format!("unknown key '{key}'"))),
+                _ => {
+                    return Err(error_at(
+                        path,
+                        setting.position,
+                        format!("unknown key '{key}'"),
+                    ))
+                }
             }
             seen.insert(canonical, setting.position);
         }
@@ -214,7 +266,11 @@ impl fmt::Display for DomainConfig {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(formatter, "name = {}", quoted(&self.name))?;
         writeln!(formatter, "type = \"pv\"")?;
-        writeln!(formatter, "kernel = {}", quoted(&self.kernel.to_string_lossy()))?;
+        writeln!(
+            formatter,
+            "kernel = {}",
+            quoted(&self.kernel.to_string_lossy())
+        )?;
         writeln!(formatter, "memory = {}", self.memory_mib)?;
         writeln!(formatter, "vcpus = {}", self.vcpus)?;
         if let Some(seclabel) = &self.seclabel {
@@ -223,8 +279,16 @@ impl fmt::Display for DomainConfig {
         if !self.command_line.is_empty() {
             writeln!(formatter, "extra = {}", quoted(&self.command_line))?;
         }
-        writeln!(formatter, "control_domain = {}", u8::from(self.control_domain))?;
-        write!(formatter, "driver_domain = {}", u8::from(self.driver_domain))
+        writeln!(
+            formatter,
+            "control_domain = {}",
+            u8::from(self.control_domain)
+        )?;
+        write!(
+            formatter,
+            "driver_domain = {}",
+            u8::from(self.driver_domain)
+        )
     }
 }
 

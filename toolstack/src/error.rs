@@ -46,9 +46,19 @@ impl fmt::Display for Error {
         match self {
             Self::Config(error) => error.fmt(formatter),
             Self::Io { path, source } => write!(formatter, "{}: {source}", path.display()),
-            Self::Launch { directory, message } => write!(formatter, "{}: {message}", directory.display()),
-            Self::Domain { name, source, message } => {
-                write!(formatter, "{}: domain '{name}': {message}", source.display())
+            Self::Launch { directory, message } => {
+                write!(formatter, "{}: {message}", directory.display())
+            }
+            Self::Domain {
+                name,
+                source,
+                message,
+            } => {
+                write!(
+                    formatter,
+                    "{}: domain '{name}': {message}",
+                    source.display()
+                )
             }
             Self::Bundle { message } => write!(formatter, "bundle: {message}"),
         }

@@ -59,10 +59,16 @@ pub fn load(directory: &Path) -> Result<Launch, Error> {
             message: "no *.cfg files: a launch description needs one per domain".to_string(),
         });
     }
-    let domains = config_paths.iter().map(|path| config::load(path)).collect::<Result<Vec<_>, _>>()?;
+    let domains = config_paths
+        .iter()
+        .map(|path| config::load(path))
+        .collect::<Result<Vec<_>, _>>()?;
     let policy = match policy_paths.as_slice() {
         [] => None,
-        [path] => Some(Policy { path: path.clone(), bytes: std::fs::read(path).map_err(io_error(path))? }),
+        [path] => Some(Policy {
+            path: path.clone(),
+            bytes: std::fs::read(path).map_err(io_error(path))?,
+        }),
         _ => {
             return Err(Error::Launch {
                 directory: directory.to_path_buf(),
@@ -70,7 +76,11 @@ pub fn load(directory: &Path) -> Result<Launch, Error> {
             })
         }
     };
-    Ok(Launch { directory: directory.to_path_buf(), domains, policy })
+    Ok(Launch {
+        directory: directory.to_path_buf(),
+        domains,
+        policy,
+    })
 }
 
 #[cfg(test)]

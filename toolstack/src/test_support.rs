@@ -14,7 +14,10 @@ pub(crate) fn write(directory: &Path, file_name: &str, contents: impl AsRef<[u8]
 
 /// A launch directory with the given configuration files, and a kernel
 /// `NAME.elf` (`NAME` repeated) for each of `kernel_names`.
-pub(crate) fn launch_directory(configs: &[(&str, String)], kernel_names: &[&str]) -> tempfile::TempDir {
+pub(crate) fn launch_directory(
+    configs: &[(&str, String)],
+    kernel_names: &[&str],
+) -> tempfile::TempDir {
     let directory = tempfile::tempdir().unwrap();
     for (file_name, text) in configs {
         write(directory.path(), file_name, text);
@@ -29,9 +32,18 @@ pub(crate) fn launch_directory(configs: &[(&str, String)], kernel_names: &[&str]
 pub(crate) fn four_domains() -> tempfile::TempDir {
     launch_directory(
         &[
-            ("00-control.cfg", config_text("control", "control_domain = 1\nextra = \"agent\"\n")),
-            ("10-driver.cfg", config_text("driver", "driver_domain = 1\n")),
-            ("20-banking.cfg", config_text("banking", "extra = 'disk=xvda'\n")),
+            (
+                "00-control.cfg",
+                config_text("control", "control_domain = 1\nextra = \"agent\"\n"),
+            ),
+            (
+                "10-driver.cfg",
+                config_text("driver", "driver_domain = 1\n"),
+            ),
+            (
+                "20-banking.cfg",
+                config_text("banking", "extra = 'disk=xvda'\n"),
+            ),
             ("30-untrusted.cfg", config_text("untrusted", "")),
         ],
         &["control", "driver", "banking", "untrusted"],

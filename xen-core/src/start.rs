@@ -282,14 +282,17 @@ fn read_memory_map(info: &multiboot::Info) -> heapless::Vec<MemoryRegion, MAX_RE
 
 /// Physical ranges that are RAM but not free: low memory (BIOS data, EBDA),
 /// the image, the loader's information and the modules.
+/// Physical `[start, end)` ranges kept out of the frame allocator.
+type ReservedRanges = heapless::Vec<(u64, u64), 24>;
+
 /// Also returns the first module's range: the boot bundle.
 fn reserved_ranges(
     info: &multiboot::Info,
     info_address: u32,
     command_line_bytes: usize,
-) -> (heapless::Vec<(u64, u64), 24>, Option<(u64, u64)>) {
+) -> (ReservedRanges, Option<(u64, u64)>) {
     let mut bundle = None;
-    let mut reserved: heapless::Vec<(u64, u64), 24> = heapless::Vec::new();
+    let mut reserved = ReservedRanges::new();
     let (image_start, image_end) = paging::image_physical_range();
     let info_start = u64::from(info_address);
     let (map_address, map_length) = info.memory_map;

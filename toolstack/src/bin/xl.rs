@@ -57,7 +57,9 @@ fn main() -> ExitCode {
             let _ = error.print();
             return ExitCode::SUCCESS;
         }
-        Err(error) if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        Err(error)
+            if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
             eprint!("xl: no command given\n\n{}", error.render());
             return ExitCode::FAILURE;
         }
@@ -83,7 +85,8 @@ fn main() -> ExitCode {
 fn bundle_command(launch_dir: &Path, output: &Path) -> Result<(), String> {
     let launch = launch::load(launch_dir).map_err(|error| error.to_string())?;
     let built = bundle::assemble(&launch).map_err(|error| error.to_string())?;
-    std::fs::write(output, &built.bytes).map_err(|error| format!("{}: {error}", output.display()))?;
+    std::fs::write(output, &built.bytes)
+        .map_err(|error| format!("{}: {error}", output.display()))?;
     for domain in &built.domains {
         println!(
             "{:<16} {:>5} MiB  {}  sha256:{}",
@@ -93,10 +96,22 @@ fn bundle_command(launch_dir: &Path, output: &Path) -> Result<(), String> {
             bundle::hex(&domain.kernel_sha256)
         );
     }
-    let policy = launch.policy.as_ref().map_or("no policy".to_string(), |policy| {
-        format!("policy {} ({} bytes)", policy.path.display(), policy.bytes.len())
-    });
-    println!("wrote {} ({} bytes, {} domains, {policy})", output.display(), built.bytes.len(), built.domains.len());
+    let policy = launch
+        .policy
+        .as_ref()
+        .map_or("no policy".to_string(), |policy| {
+            format!(
+                "policy {} ({} bytes)",
+                policy.path.display(),
+                policy.bytes.len()
+            )
+        });
+    println!(
+        "wrote {} ({} bytes, {} domains, {policy})",
+        output.display(),
+        built.bytes.len(),
+        built.domains.len()
+    );
     Ok(())
 }
 
@@ -114,6 +129,9 @@ fn check_config_command(files: &[PathBuf]) -> Result<(), String> {
     }
     match failures {
         0 => Ok(()),
-        _ => Err(format!("{failures} of {} configuration files have errors", files.len())),
+        _ => Err(format!(
+            "{failures} of {} configuration files have errors",
+            files.len()
+        )),
     }
 }

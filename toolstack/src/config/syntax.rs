@@ -82,7 +82,12 @@ impl std::error::Error for SyntaxError {}
 
 /// Parses `text` into its settings, in order. Keys are not interpreted.
 pub fn parse(text: &str) -> Result<Vec<Setting>, SyntaxError> {
-    let mut parser = Parser { characters: text.chars().collect(), index: 0, line: 1, column: 1 };
+    let mut parser = Parser {
+        characters: text.chars().collect(),
+        index: 0,
+        line: 1,
+        column: 1,
+    };
     let mut settings = Vec::new();
     loop {
         parser.skip_blanks_and_comments();
@@ -107,7 +112,10 @@ impl Parser {
     }
 
     fn position(&self) -> Position {
-        Position { line: self.line, column: self.column }
+        Position {
+            line: self.line,
+            column: self.column,
+        }
     }
 
     fn advance(&mut self) {
@@ -123,7 +131,10 @@ impl Parser {
     }
 
     fn error<T>(&self, message: impl Into<String>) -> Result<T, SyntaxError> {
-        Err(SyntaxError { position: self.position(), message: message.into() })
+        Err(SyntaxError {
+            position: self.position(),
+            message: message.into(),
+        })
     }
 
     /// What is at the cursor, for messages.
@@ -131,7 +142,9 @@ impl Parser {
         match self.peek() {
             None => "end of file".to_string(),
             Some('\n') => "end of line".to_string(),
-            Some(character) if character.is_control() => format!("'{}'", character.escape_default()),
+            Some(character) if character.is_control() => {
+                format!("'{}'", character.escape_default())
+            }
             Some(character) => format!("'{character}'"),
         }
     }
@@ -165,24 +178,40 @@ impl Parser {
 
     fn setting(&mut self) -> Result<Setting, SyntaxError> {
         let position = self.position();
-        if !self.peek().is_some_and(|character| character.is_ascii_alphabetic() || character == '_') {
-            return self.error(format!("expected a key (a name like 'memory'), found {}", self.found()));
+        if !self
+            .peek()
+            .is_some_and(|character| character.is_ascii_alphabetic() || character == '_')
+        {
+            return self.error(format!(
+                "expected a key (a name like 'memory'), found {}",
+                self.found()
+            ));
         }
         let mut key = String::new();
-        while let Some(character) = self.peek().filter(|&character| character.is_ascii_alphanumeric() || character == '_') {
+        while let Some(character) = self
+            .peek()
+            .filter(|&character| character.is_ascii_alphanumeric() || character == '_')
+        {
             key.push(character);
             self.advance();
         }
         self.skip_blanks_and_comments();
         if self.peek() != Some('=') {
-            return self.error(format!("expected '=' after key '{key}', found {}", self.found()));
+            return self.error(format!(
+                "expected '=' after key '{key}', found {}",
+                self.found()
+            ));
         }
         self.advance();
         self.skip_blanks_and_comments();
         let value = self.value(true)?;
         self.skip_blanks_and_comments();
         match self.peek() {
-            None | Some('\n' | ';') => Ok(Setting { key, position, value }),
+            None | Some('\n' | ';') => Ok(Setting {
+                key,
+                position,
+                value,
+            }),
             Some(_) => self.error(format!(
                 "expected end of line or ';' after the value of '{key}', found {}",
                 self.found()
@@ -196,9 +225,15 @@ impl Parser {
             Some(quote @ ('"' | '\'')) => ValueKind::String(self.string(quote)?),
             Some('0'..='9') => ValueKind::Integer(self.integer()?),
             Some('[') if list_allowed => ValueKind::List(self.list()?),
-            Some('[') => return self.error("expected a string or an integer; lists cannot be nested"),
+            Some('[') => {
+                return self.error("expected a string or an integer; lists cannot be nested")
+            }
             _ => {
-                let expected = if list_allowed { "a value (a quoted string, an integer or a list)" } else { "a string or an integer" };
+                let expected = if list_allowed {
+                    "a value (a quoted string, an integer or a list)"
+                } else {
+                    "a string or an integer"
+                };
                 return self.error(format!("expected {expected}, found {}", self.found()));
             }
         };
@@ -214,7 +249,9 @@ impl Parser {
                 None | Some('\n') => {
                     return Err(SyntaxError {
                         position: start,
-                        message: format!("unterminated string: expected a closing {quote} on the same line"),
+                        message: format!(
+                            "unterminated string: expected a closing {quote} on the same line"
+                        ),
                     })
                 }
                 Some(character) if character == quote => {
@@ -227,7 +264,13 @@ impl Parser {
                         Some('n') => '\n',
                         Some('t') => '\t',
                         Some(character @ ('\\' | '"' | '\'')) => character,
-                        _ => return self.error(format!("unknown escape '\\{}': expected \\\\, \\\", \\', \\n or \\t", self.peek().map_or(String::new(), |character| character.to_string()))),
+                        _ => {
+                            return self.error(format!(
+                                "unknown escape '\\{}': expected \\\\, \\\", \\', \\n or \\t",
+                                self.peek()
+                                    .map_or(String::new(), |character| character.to_string())
+                            ))
+                        }
                     };
                     text.push(escaped);
                     self.advance();
@@ -243,11 +286,17 @@ impl Parser {
     fn integer(&mut self) -> Result<u64, SyntaxError> {
         let start = self.position();
         let mut digits = String::new();
-        while let Some(character) = self.peek().filter(|character| character.is_ascii_alphanumeric() || *character == '_') {
+        while let Some(character) = self
+            .peek()
+            .filter(|character| character.is_ascii_alphanumeric() || *character == '_')
+        {
             digits.push(character);
             self.advance();
         }
-        let parsed = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        let parsed = match digits
+            .strip_prefix("0x")
+            .or_else(|| digits.strip_prefix("0X"))
+        {
             Some(hex) => u64::from_str_radix(hex, 16),
             None => digits.parse(),
         };
@@ -274,7 +323,12 @@ impl Parser {
             match self.peek() {
                 Some(',') => self.advance(),
                 Some(']') => {}
-                _ => return self.error(format!("expected ',' or ']' in list, found {}", self.found())),
+                _ => {
+                    return self.error(format!(
+                        "expected ',' or ']' in list, found {}",
+                        self.found()
+                    ))
+                }
             }
         }
     }

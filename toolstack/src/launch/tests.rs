@@ -17,7 +17,11 @@ fn configs_are_read_in_file_name_order() {
     write(directory.path(), "notes.cfg.orig", "not a config either");
     std::fs::create_dir(directory.path().join("sub.cfg")).unwrap();
     let launch = load(directory.path()).unwrap();
-    let names: Vec<_> = launch.domains.iter().map(|domain| domain.name.as_str()).collect();
+    let names: Vec<_> = launch
+        .domains
+        .iter()
+        .map(|domain| domain.name.as_str())
+        .collect();
     assert_eq!(names, ["c", "a", "b"]);
     assert_eq!(launch.policy, None);
     assert_eq!(launch.directory, directory.path());
@@ -43,7 +47,12 @@ fn two_policy_files_are_an_error() {
     write(directory.path(), "policy", b"a");
     write(directory.path(), "policy.bin", b"b");
     let error = load(directory.path()).unwrap_err();
-    assert!(error.to_string().ends_with(": both policy.bin and policy exist: keep one"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .ends_with(": both policy.bin and policy exist: keep one"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -57,13 +66,25 @@ fn an_empty_directory_is_an_error() {
 fn a_missing_directory_is_an_error() {
     let error = load(Path::new("/nonexistent/launch")).unwrap_err();
     assert!(matches!(error, Error::Io { .. }), "{error}");
-    assert!(error.to_string().starts_with("/nonexistent/launch: "), "{error}");
+    assert!(
+        error.to_string().starts_with("/nonexistent/launch: "),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_bad_config_names_its_file_line_and_column() {
-    let directory = launch_directory(&[("00-a.cfg", config_text("a", "")), ("10-b.cfg", "name = 'b'\nbogus = 1\n".to_string())], &[]);
+    let directory = launch_directory(
+        &[
+            ("00-a.cfg", config_text("a", "")),
+            ("10-b.cfg", "name = 'b'\nbogus = 1\n".to_string()),
+        ],
+        &[],
+    );
     let error = load(directory.path()).unwrap_err();
-    let expected = format!("{}:2:1: unknown key 'bogus'", directory.path().join("10-b.cfg").display());
+    let expected = format!(
+        "{}:2:1: unknown key 'bogus'",
+        directory.path().join("10-b.cfg").display()
+    );
     assert_eq!(error.to_string(), expected);
 }

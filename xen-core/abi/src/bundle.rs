@@ -49,17 +49,19 @@ pub mod header {
 pub mod record {
     /// `name[32]`: 1..=31 bytes of `[A-Za-z0-9_.-]`, NUL-padded.
     pub const NAME: usize = 0;
-    /// `seclabel[64]`: `user:role:type` or `type`, NUL-padded.
+    /// `seclabel[64]`: `user:role:type` or `type`, 1..=63 bytes of UTF-8,
+    /// NUL-padded (at least one NUL).
     pub const SECLABEL: usize = 32;
     /// `memory_kib` u64: RAM in KiB, a multiple of 4.
     pub const MEMORY_KIB: usize = 96;
     /// `kernel_offset` u64.
     pub const KERNEL_OFFSET: usize = 104;
-    /// `kernel_length` u64.
+    /// `kernel_length` u64: 1..=[`super::MAX_KERNEL_BYTES`].
     pub const KERNEL_LENGTH: usize = 112;
-    /// `cmdline_offset` u64.
+    /// `cmdline_offset` u64 (0 when `cmdline_length` is 0).
     pub const COMMAND_LINE_OFFSET: usize = 120;
-    /// `cmdline_length` u32.
+    /// `cmdline_length` u32: UTF-8 without NUL, at most
+    /// [`super::MAX_COMMAND_LINE_BYTES`].
     pub const COMMAND_LINE_LENGTH: usize = 128;
     /// `flags` u32: see [`super::domain_flags`].
     pub const FLAGS: usize = 132;

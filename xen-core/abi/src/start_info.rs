@@ -55,6 +55,12 @@ pub mod flags {
     pub const DRIVER_DOMAIN: u32 = 1 << 1;
 }
 
+// The layout fits in its page and its fields do not overlap: checked when
+// the crate compiles.
+const _: () = assert!(offset::SECLABEL + 64 <= offset::COMMAND_LINE);
+const _: () = assert!(offset::COMMAND_LINE + COMMAND_LINE_BYTES == SIZE);
+const _: () = assert!(SIZE <= 4096);
+
 /// The decoded start-info.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StartInfo {
@@ -210,10 +216,4 @@ mod tests {
         assert_eq!(text(&field), "aé");
     }
 
-    #[test]
-    fn layout_fits_and_does_not_overlap() {
-        assert!(offset::SECLABEL + 64 <= offset::COMMAND_LINE);
-        assert_eq!(offset::COMMAND_LINE + COMMAND_LINE_BYTES, SIZE);
-        assert!(SIZE <= 4096);
-    }
 }
