@@ -22,6 +22,16 @@ pub const SHARED_INFO_PFN: u64 = 1;
 pub const CONSOLE_PFN: u64 = 2;
 /// Frame of the store ring page (grant ref 1).
 pub const STORE_PFN: u64 = 3;
+/// First frame of the domain's grant table (v1 entries, 512 per page),
+/// which the domain writes and the hypervisor reads with compare-and-swap.
+pub const GRANT_TABLE_PFN: u64 = 4;
+/// Pages of grant table.
+pub const GRANT_TABLE_PAGES: u64 = 1;
+/// Where foreign pages granted to a domain are mapped in its address space
+/// (`map_grant_ref` returns an address in this window).
+pub const GRANT_WINDOW_BASE: u64 = 0x8000_0000;
+/// Slots (pages) in the grant window.
+pub const GRANT_WINDOW_PAGES: u64 = 1024;
 /// A domain kernel's loadable segments must start at or above this offset
 /// into its RAM: the first MiB is the hypervisor-filled pages above and
 /// room for more. Images are linked at `RAM_BASE + IMAGE_OFFSET` (see

@@ -11,11 +11,15 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod domctl;
+pub mod event_channel;
+pub mod grant_table;
 pub mod errno;
 pub mod hypercall;
 pub mod layout;
 pub mod sched;
 pub mod shared_info;
+pub mod timer;
 pub mod start_info;
 
 mod bytes;
