@@ -47,5 +47,7 @@ lint: deps
 	$(CARGO) clippy --release -p xen-core -p guest-runtime -p hello-domain -p probe-domain --target x86_64-unknown-none --target-dir target/images -- -D warnings
 
 bench: images
-	$(CARGO) bench -p ring-protocol
+	@echo "bench: ring vs rtrb vs ArrayQueue (median of 5 interleaved runs; the table goes into BENCHMARKS.md by hand)"
+	$(CARGO) run --release -p ring-protocol --example ring_report -- 1000000 5
+	$(CARGO) bench -p ring-protocol --bench ring_vs_queues
 	$(CARGO) run --release -p xen-tests --bin qemu-bench
