@@ -108,6 +108,11 @@ pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
         );
         put(record_bytes, record::FLAGS, &flags.to_le_bytes());
         put(record_bytes, record::KERNEL_SHA256, &kernel_sha256);
+        put(
+            record_bytes,
+            record::WEIGHT,
+            &config.cpu_weight.unwrap_or(0).to_le_bytes(),
+        );
         command_lines.push(config.command_line.as_bytes());
         domains.push(BuiltDomain {
             name: config.name.clone(),

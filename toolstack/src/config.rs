@@ -34,6 +34,8 @@ pub struct DomainConfig {
     pub control_domain: bool,
     /// `driver_domain = 1`: this is a driver domain.
     pub driver_domain: bool,
+    /// `cpu_weight = N`: the scheduler weight (1..=65535; default 256).
+    pub cpu_weight: Option<u32>,
 }
 
 /// A configuration error: which file, where in it, and what is wrong.
@@ -150,6 +152,7 @@ impl DomainConfig {
             vcpus: 1,
             control_domain: false,
             driver_domain: false,
+            cpu_weight: None,
         };
         for setting in settings {
             let key = setting.key.as_str();
@@ -221,6 +224,17 @@ impl DomainConfig {
                 }
                 "control_domain" => config.control_domain = expect_flag(path, key, value)?,
                 "driver_domain" => config.driver_domain = expect_flag(path, key, value)?,
+                "cpu_weight" => {
+                    let weight = expect_integer(path, key, value)?;
+                    if !(1..=u64::from(xen_abi::domctl::MAX_WEIGHT)).contains(&weight) {
+                        let message = format!(
+                            "cpu_weight = {weight} is out of range: expected 1..={}",
+                            xen_abi::domctl::MAX_WEIGHT
+                        );
+                        return Err(error_at(path, value.position, message));
+                    }
+                    config.cpu_weight = Some(weight as u32);
+                }
                 _ => {
                     return Err(error_at(
                         path,
@@ -288,7 +302,11 @@ impl fmt::Display for DomainConfig {
             formatter,
             "driver_domain = {}",
             u8::from(self.driver_domain)
-        )
+        )?;
+        if let Some(weight) = self.cpu_weight {
+            write!(formatter, "\ncpu_weight = {weight}")?;
+        }
+        Ok(())
     }
 }
 

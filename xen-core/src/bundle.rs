@@ -52,6 +52,8 @@ pub struct DomainRecord<'a> {
     pub command_line: &'a str,
     /// [`domain_flags`] bits.
     pub flags: u32,
+    /// Scheduler weight (0: the default).
+    pub weight: u32,
     /// The SHA-256 the toolstack recorded for `kernel`.
     pub kernel_sha256: [u8; 32],
 }
@@ -275,6 +277,10 @@ fn parse_record<'a>(
             }));
         }
     }
+    let weight = u32_at(record_bytes, record::WEIGHT);
+    if weight > xen_abi::domctl::MAX_WEIGHT {
+        return Err(fail(DomainProblem::WeightOutOfRange { weight }));
+    }
     if let Some(offset) = record_bytes
         .iter()
         .skip(record::RESERVED)
@@ -336,6 +342,7 @@ fn parse_record<'a>(
         kernel,
         command_line,
         flags,
+        weight,
         kernel_sha256: field::<32>(record_bytes, record::KERNEL_SHA256),
     })
 }

@@ -35,3 +35,10 @@ pub fn now_ns() -> u64 {
         None => 0,
     }
 }
+
+/// The TSC now and the system time (ns since boot) it stands for.
+pub fn now_with_tsc() -> (u64, u64) {
+    let tsc = rdtsc();
+    let ns = scale().map_or(0, |scale| scale.ticks_to_ns(tsc.wrapping_sub(BOOT_TSC.load(Ordering::Relaxed))));
+    (tsc, ns)
+}

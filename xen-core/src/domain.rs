@@ -171,6 +171,14 @@ pub struct Domain {
     pub console: GuestConsole,
     /// Hypercalls made.
     pub hypercalls: u64,
+    /// RAM frames already returned by [`Domain::release_some`].
+    pub released_frames: u64,
+    /// Its scheduler weight (0: default).
+    pub weight: u32,
+    /// System time when it was built.
+    pub created_ns: u64,
+    /// Whether it has written to its console yet.
+    pub has_written: bool,
 }
 
 /// Leaf flags for a page of domain RAM.
@@ -251,6 +259,10 @@ impl Domain {
             vector_state: Box::default(),
             console: GuestConsole::new(id.0, now_ns),
             hypercalls: 0,
+            released_frames: 0,
+            weight: 0,
+            created_ns: now_ns,
+            has_written: false,
         });
         let _ = domain.name.push_str(spec.name.get(..spec.name.len().min(31)).unwrap_or(""));
         let _ = domain.seclabel.push_str(spec.seclabel.get(..spec.seclabel.len().min(63)).unwrap_or(""));
@@ -318,6 +330,11 @@ impl Domain {
         self.p2m.len() as u64
     }
 
+    /// The machine frame behind one of its pseudo-physical frames.
+    pub fn frame(&self, pfn: u64) -> Option<Frame> {
+        self.p2m.get(usize::try_from(pfn).ok()?).copied()
+    }
+
     /// Checks that `[address, address + length)` is this domain's RAM.
     fn check_range(&self, address: u64, length: u64) -> Result<(), GuestFault> {
         if length == 0 {
@@ -361,11 +378,27 @@ impl Domain {
         Ok(())
     }
 
-    /// Returns every frame the domain held, scrubbed: its RAM and its page
-    /// tables. Its heap bytes go when the box is dropped.
+    /// Returns up to `budget` RAM frames, scrubbed (teardown in bounded
+    /// steps, so destroying a large domain never stalls the others). True
+    /// when no RAM is left; the page tables go with [`Domain::destroy`].
+    pub fn release_some(&mut self, machine: &mut impl MachineMemory, budget: usize) -> bool {
+        for _ in 0..budget {
+            match self.p2m.pop() {
+                Some(frame) => {
+                    machine.free_frame(frame);
+                    self.released_frames += 1;
+                }
+                None => return true,
+            }
+        }
+        self.p2m.is_empty()
+    }
+
+    /// Returns every frame the domain still holds, scrubbed: its RAM and its
+    /// page tables. Its heap bytes go when the box is dropped.
     pub fn destroy(self: Box<Self>, machine: &mut impl MachineMemory) -> Teardown {
         let domain = *self;
-        let ram_frames = domain.p2m.len() as u64;
+        let ram_frames = domain.p2m.len() as u64 + domain.released_frames;
         for frame in domain.p2m {
             machine.free_frame(frame);
         }

@@ -1,41 +1,57 @@
-//! The running domains: building them from the boot bundle, serving their
-//! hypercalls and traps, switching between them, and tearing them down with
-//! every frame and heap byte accounted for. Safe code over the arch layer.
+//! The running domains: building them (from the boot bundle or a `domctl`),
+//! scheduling them with the weighted scheduler and the one-shot timer,
+//! serving their hypercalls and traps, and tearing them down in bounded
+//! steps with every frame and heap byte accounted for. Safe code over the
+//! arch layer.
+//!
+//! Locking: one lock over the domain table and the run queue, taken on
+//! every entry from a domain with interrupts off; the frame allocator's lock
+//! nests inside it. (A lock per domain, for more CPUs, is still to come.)
 
 use alloc::boxed::Box;
 use core::fmt::Write;
 
 use log::{error, info, warn};
+use xen_abi::domctl::state;
 use xen_abi::sched::ShutdownReason;
-use xen_abi::DomId;
-use xen_core::bundle;
+use xen_abi::{errno, layout, DomId, GuestAddress};
 use xen_core::cmdline::IdleAction;
 use xen_core::domain::{Domain, DomainSpec, DomainState, HypervisorMapping};
+use xen_core::domctl::{self, Command, CreateRequest, DomainInfo};
 use xen_core::hypercall::{self, Action, Context};
 use xen_core::layout::KERNEL_VMA;
 use xen_core::page_table::{flags, PAGE_4K};
+use xen_core::scheduler::{RunState, Scheduler};
 use xen_core::trap::{FatalReport, TrapFrame};
+use xen_core::frame_allocator::Frame;
+use xen_core::{bundle, time, time_info};
 
 use crate::arch::entry::SYSCALL_VECTOR;
 use crate::arch::machine::DirectMapMachine;
-use crate::arch::{apic, cpu, entry, fpu, percpu};
+use crate::arch::{apic, cpu, entry, fpu, percpu, physical};
 use crate::clock;
 use crate::start::{FRAMES, LOGGER};
 
 /// Most domains at once.
 pub const MAX_DOMAINS: usize = 16;
+/// Frames scrubbed and freed per teardown step.
+const TEARDOWN_BUDGET_FRAMES: usize = 2048;
 
 /// Everything the hypervisor knows about its domains.
 struct Hypervisor {
     domains: heapless::Vec<Box<Domain>, MAX_DOMAINS>,
-    /// Index into `domains` of the one running (or last run).
-    current: Option<usize>,
+    scheduler: Scheduler,
+    /// The domain whose registers are in the entry frame.
+    current: Option<DomId>,
     testing: bool,
     on_idle: IdleAction,
     /// Free frames and heap bytes before the first domain was built.
     baseline: (u64, usize),
     mappings: heapless::Vec<HypervisorMapping, 64>,
     next_id: u16,
+    lapic_hz: u64,
+    /// Wall-clock seconds and nanoseconds at system time zero.
+    wall_clock: (u64, u32),
 }
 
 static HYPERVISOR: spin::Mutex<Option<Hypervisor>> = spin::Mutex::new(None);
@@ -86,19 +102,216 @@ fn heap_in_use() -> usize {
     crate::arch::heap::usage().0
 }
 
+impl Hypervisor {
+    fn index_of(&self, id: DomId) -> Option<usize> {
+        self.domains.iter().position(|domain| domain.id == id)
+    }
+
+    fn domain_mut(&mut self, id: DomId) -> Option<&mut Domain> {
+        let index = self.index_of(id)?;
+        Some(&mut self.domains[index])
+    }
+
+    /// Builds a domain and queues it; returns its id.
+    fn build(&mut self, spec: &DomainSpec<'_>, image: &[u8], weight: u32) -> Result<DomId, xen_core::domain::BuildError> {
+        let id = DomId(self.next_id);
+        let (tsc, now) = clock::now_with_tsc();
+        let mut domain = {
+            let mut frames = FRAMES.lock();
+            let mut machine = DirectMapMachine { frames: &mut frames };
+            let domain = Domain::build(&mut machine, id, spec, image, &self.mappings, now)?;
+            if let Some(page) = domain.frame(layout::SHARED_INFO_PFN) {
+                if let Some(scale) = clock::scale() {
+                    time_info::publish_time(&mut machine, page, tsc, now, scale);
+                }
+                time_info::publish_wall_clock(&mut machine, page, self.wall_clock.0, self.wall_clock.1);
+            }
+            domain
+        };
+        domain.weight = weight;
+        info!(
+            "{id} ({}): built: {} pages at {:#x}, {} page-table frames, entry {:#x}, label {}, weight {}",
+            domain.name,
+            domain.nr_pages(),
+            layout::RAM_BASE,
+            domain.space.table_frames,
+            domain.registers.rip,
+            domain.seclabel,
+            if weight == 0 { xen_abi::domctl::DEFAULT_WEIGHT } else { weight }
+        );
+        if self.domains.len() == MAX_DOMAINS || self.scheduler.add(id, weight).is_err() {
+            let mut frames = FRAMES.lock();
+            let mut machine = DirectMapMachine { frames: &mut frames };
+            domain.destroy(&mut machine);
+            return Err(xen_core::domain::BuildError::OutOfMemory { needed_frames: 0, free_frames: 0 });
+        }
+        let _ = self.domains.push(domain);
+        self.next_id = self.next_id.wrapping_add(1).max(1) % xen_abi::DomId::FIRST_RESERVED.0;
+        Ok(id)
+    }
+
+    /// Marks a domain dying: it never runs again; teardown follows in steps.
+    fn kill(&mut self, id: DomId, reason: ShutdownReason) {
+        if let Some(domain) = self.domain_mut(id) {
+            if !matches!(domain.state, DomainState::Dying(_)) {
+                domain.state = DomainState::Dying(reason);
+            }
+        }
+        let _ = self.scheduler.set_state(id, RunState::Dead);
+    }
+
+    /// One bounded step of tearing down `id`. True when it is gone.
+    fn teardown_step(&mut self, id: DomId) -> bool {
+        let Some(index) = self.index_of(id) else { return true };
+        let finished = {
+            let mut frames = FRAMES.lock();
+            let mut machine = DirectMapMachine { frames: &mut frames };
+            self.domains[index].release_some(&mut machine, TEARDOWN_BUDGET_FRAMES)
+        };
+        if !finished {
+            return false;
+        }
+        let mut domain = self.domains.remove(index);
+        self.scheduler.remove(id);
+        if self.current == Some(id) {
+            self.current = None;
+        }
+        if domain.console.has_partial_line() {
+            domain.console.flush(&mut |line| LOGGER.write_line(line));
+        }
+        let name = domain.name.clone();
+        let teardown = {
+            let mut frames = FRAMES.lock();
+            let mut machine = DirectMapMachine { frames: &mut frames };
+            domain.destroy(&mut machine)
+        };
+        info!(
+            "{id} ({name}): torn down: {} RAM frames and {} page-table frames scrubbed and freed",
+            teardown.ram_frames, teardown.table_frames
+        );
+        self.report_health();
+        true
+    }
+
+    fn report_health(&self) {
+        let free = FRAMES.lock().counts().free;
+        let heap = heap_in_use();
+        let (baseline_free, baseline_heap) = self.baseline;
+        if self.domains.is_empty() {
+            let verdict = if free == baseline_free && heap == baseline_heap { "ok" } else { "LEAK" };
+            info!(
+                "health: no domains left; frames free {free} (baseline {baseline_free}), heap {heap} bytes in use (baseline {baseline_heap}): {verdict}"
+            );
+        } else {
+            info!("health: hypervisor ok; {} domain(s) left; frames free {free}, heap {heap} bytes", self.domains.len());
+        }
+    }
+
+    fn arm_timer(&self, wake_at_ns: Option<u64>, now_ns: u64) {
+        match wake_at_ns {
+            Some(deadline) => {
+                let ticks = time::ns_to_ticks(deadline.saturating_sub(now_ns), self.lapic_hz).clamp(1, u64::from(u32::MAX));
+                apic::arm_one_shot(ticks as u32);
+            }
+            None => apic::arm_one_shot(0),
+        }
+    }
+
+    /// Decides who runs next and makes `frame` hold that domain's registers.
+    fn schedule(&mut self, frame: &mut TrapFrame) -> Next {
+        let (tsc, now) = clock::now_with_tsc();
+        self.scheduler.account(now);
+        self.scheduler.expire_timers(now, &mut |_| {});
+        // One bounded teardown step for each dying domain.
+        let dying: heapless::Vec<DomId, MAX_DOMAINS> = self
+            .domains
+            .iter()
+            .filter(|domain| matches!(domain.state, DomainState::Dying(_)))
+            .map(|domain| domain.id)
+            .collect();
+        let mut teardown_pending = false;
+        for id in dying {
+            teardown_pending |= !self.teardown_step(id);
+        }
+        let decision = self.scheduler.decide(now);
+        if decision.next != self.current {
+            // Save whoever was running (unless it is gone or dying).
+            if let Some(current) = self.current {
+                if let Some(domain) = self.domain_mut(current) {
+                    if !matches!(domain.state, DomainState::Dying(_)) {
+                        domain.registers = *frame;
+                        fpu::save(&mut domain.vector_state);
+                    }
+                }
+            }
+            self.current = decision.next;
+            if let Some(next) = decision.next {
+                if let Some(index) = self.index_of(next) {
+                    let domain = &self.domains[index];
+                    *frame = domain.registers;
+                    fpu::restore(&domain.vector_state);
+                    percpu::set_guest_cr3(domain.space.root.address());
+                    if let (Some(page), Some(scale)) = (domain.frame(layout::SHARED_INFO_PFN), clock::scale()) {
+                        let mut frames = FRAMES.lock();
+                        let mut machine = DirectMapMachine { frames: &mut frames };
+                        time_info::publish_time(&mut machine, page, tsc, now, scale);
+                    }
+                }
+            }
+        }
+        self.arm_timer(decision.wake_at_ns, now);
+        match decision.next {
+            Some(_) => {
+                frame.rflags = hypercall::sanitize_rflags(frame.rflags);
+                Next::Run(hypercall::may_sysret(frame, SYSCALL_VECTOR))
+            }
+            None => Next::Idle { teardown_pending, any_domains: !self.domains.is_empty() },
+        }
+    }
+}
+
+/// What the CPU does after the hypervisor.
+enum Next {
+    /// Return to the domain in the frame (`true`: `sysret` is safe).
+    Run(bool),
+    /// No domain can run.
+    Idle {
+        /// A teardown has steps left: do not halt.
+        teardown_pending: bool,
+        /// Whether any domain exists at all.
+        any_domains: bool,
+    },
+}
+
 /// Builds the boot-time domains from the bundle and runs the first. Returns
 /// only if there is nothing to run.
-pub fn start(bundle_bytes: Option<&'static [u8]>, testing: bool, on_idle: IdleAction) {
+pub fn start(bundle_bytes: Option<&'static [u8]>, testing: bool, on_idle: IdleAction, lapic_hz: u64) {
     let mappings = hypervisor_mappings();
     let baseline = (FRAMES.lock().counts().free, heap_in_use());
+    let (_, now) = clock::now_with_tsc();
+    let rtc = crate::arch::cmos::read();
+    let wall_clock = match xen_core::wall_clock::unix_seconds(&rtc) {
+        Some(seconds) => {
+            info!("time: RTC says {seconds} s since the epoch");
+            let at_zero = u128::from(seconds) * 1_000_000_000 - u128::from(now);
+            ((at_zero / 1_000_000_000) as u64, (at_zero % 1_000_000_000) as u32)
+        }
+        None => {
+            warn!("time: the RTC holds no valid date ({rtc:?}); wall clock starts at the epoch");
+            (0, 0)
+        }
+    };
     *HYPERVISOR.lock() = Some(Hypervisor {
         domains: heapless::Vec::new(),
+        scheduler: Scheduler::new(),
         current: None,
         testing,
         on_idle,
         baseline,
         mappings,
         next_id: 1,
+        lapic_hz,
+        wall_clock,
     });
     let Some(bytes) = bundle_bytes else {
         info!("domains: no boot bundle (no multiboot module): nothing to build");
@@ -142,142 +355,207 @@ pub fn start(bundle_bytes: Option<&'static [u8]>, testing: bool, on_idle: IdleAc
             flags: record.flags,
             command_line: record.command_line,
         };
-        let id = DomId(hypervisor.next_id);
-        let built = {
-            let mut frames = FRAMES.lock();
-            let mut machine = DirectMapMachine { frames: &mut frames };
-            Domain::build(&mut machine, id, &spec, record.kernel, &hypervisor.mappings, clock::now_ns())
-        };
-        match built {
-            Ok(domain) => {
-                info!(
-                    "{id} ({}): built: {} pages at {:#x}, {} page-table frames, entry {:#x}, label {}",
-                    domain.name,
-                    domain.nr_pages(),
-                    xen_abi::layout::RAM_BASE,
-                    domain.space.table_frames,
-                    domain.registers.rip,
-                    domain.seclabel
-                );
-                hypervisor.next_id += 1;
-                if hypervisor.domains.push(domain).is_err() {
-                    error!("domains: more than {MAX_DOMAINS}");
-                }
+        if let Err(problem) = hypervisor.build(&spec, record.kernel, record.weight) {
+            error!("d{} ({}): not built: {problem}; tearing down the domains built so far", hypervisor.next_id, record.name);
+            let built: heapless::Vec<DomId, MAX_DOMAINS> = hypervisor.domains.iter().map(|domain| domain.id).collect();
+            for id in built {
+                hypervisor.kill(id, ShutdownReason::Poweroff);
+                while !hypervisor.teardown_step(id) {}
             }
-            Err(problem) => {
-                error!("{id} ({}): not built: {problem}; tearing down the domains built so far", record.name);
-                while let Some(domain) = hypervisor.domains.pop() {
-                    destroy(domain);
-                }
-                report_health(hypervisor);
-                return;
-            }
+            return;
         }
     }
-    let Some(first) = next_runnable(hypervisor, None) else { return };
-    hypervisor.current = Some(first);
-    let domain = &hypervisor.domains[first];
-    percpu::set_guest_cr3(domain.space.root.address());
-    fpu::restore(&domain.vector_state);
-    let registers = domain.registers;
-    info!("{} ({}): running", domain.id, domain.name);
-    drop(guard);
-    entry::run_domain_first(&registers)
-}
-
-/// The next runnable domain after `after`, round-robin.
-fn next_runnable(hypervisor: &Hypervisor, after: Option<usize>) -> Option<usize> {
-    let count = hypervisor.domains.len();
-    let start = after.map_or(0, |index| index + 1);
-    (0..count).map(|step| (start + step) % count).find(|&index| hypervisor.domains[index].state == DomainState::Runnable)
-}
-
-fn destroy(domain: Box<Domain>) {
-    let (id, name) = (domain.id, domain.name.clone());
-    let mut domain = domain;
-    if domain.console.has_partial_line() {
-        domain.console.flush(&mut |line| LOGGER.write_line(line));
-    }
-    let teardown = {
-        let mut frames = FRAMES.lock();
-        let mut machine = DirectMapMachine { frames: &mut frames };
-        domain.destroy(&mut machine)
-    };
-    info!(
-        "{id} ({name}): torn down: {} RAM frames and {} page-table frames scrubbed and freed",
-        teardown.ram_frames, teardown.table_frames
-    );
-}
-
-fn report_health(hypervisor: &Hypervisor) {
-    let free = FRAMES.lock().counts().free;
-    let heap = heap_in_use();
-    let (baseline_free, baseline_heap) = hypervisor.baseline;
-    if hypervisor.domains.is_empty() {
-        let verdict = if free == baseline_free && heap == baseline_heap { "ok" } else { "LEAK" };
-        info!(
-            "health: no domains left; frames free {free} (baseline {baseline_free}), heap {heap} bytes in use (baseline {baseline_heap}): {verdict}"
-        );
-    } else {
-        info!("health: hypervisor ok; {} domain(s) left; frames free {free}, heap {heap} bytes", hypervisor.domains.len());
-    }
-}
-
-/// Makes `frame` (the interrupted domain's registers, on the entry stack)
-/// hold the next domain to run. Returns whether `sysret` may be used, or
-/// `None` when no domain is left to run (the caller releases its locks and
-/// goes idle).
-fn schedule(hypervisor: &mut Hypervisor, frame: &mut TrapFrame, keep_current: bool) -> Option<bool> {
-    let current = hypervisor.current;
-    if keep_current {
-        frame.rflags = hypercall::sanitize_rflags(frame.rflags);
-        return Some(hypercall::may_sysret(frame, SYSCALL_VECTOR));
-    }
-    if let Some(index) = current {
-        if let Some(domain) = hypervisor.domains.get_mut(index) {
-            domain.registers = *frame;
-            fpu::save(&mut domain.vector_state);
-        }
-    }
-    // Tear down whoever is dying.
-    let mut index = 0;
-    while index < hypervisor.domains.len() {
-        if matches!(hypervisor.domains[index].state, DomainState::Dying(_)) {
-            let domain = hypervisor.domains.remove(index);
-            destroy(domain);
-            report_health(hypervisor);
+    let mut frame = TrapFrame::default();
+    match hypervisor.schedule(&mut frame) {
+        Next::Run(_) => {
             if let Some(current) = hypervisor.current {
-                if current >= index {
-                    hypervisor.current = current.checked_sub(1);
+                if let Some(domain) = hypervisor.domain_mut(current) {
+                    info!("{} ({}): running first", domain.id, domain.name);
                 }
             }
-        } else {
-            index += 1;
+            drop(guard);
+            entry::run_domain_first(&frame)
         }
+        Next::Idle { .. } => {}
     }
-    match next_runnable(hypervisor, hypervisor.current) {
-        Some(next) => {
-            hypervisor.current = Some(next);
-            let domain = &hypervisor.domains[next];
-            *frame = domain.registers;
-            frame.rflags = hypercall::sanitize_rflags(frame.rflags);
-            fpu::restore(&domain.vector_state);
-            percpu::set_guest_cr3(domain.space.root.address());
-            Some(hypercall::may_sysret(frame, SYSCALL_VECTOR))
-        }
-        None => {
-            hypervisor.current = None;
-            info!("domains: none runnable; idle");
-            None
+}
+
+/// Leaves the hypervisor for the domain in `frame`; when none can run,
+/// idles (halting until the next deadline) until one can.
+fn resume(next: Next, frame: &mut TrapFrame, on_idle: IdleAction) -> bool {
+    let mut next = next;
+    loop {
+        match next {
+            Next::Run(sysret) => return sysret,
+            Next::Idle { any_domains: false, teardown_pending: false } => {
+                info!("domains: none left; idle");
+                crate::start::idle_forever(on_idle)
+            }
+            Next::Idle { teardown_pending, .. } => {
+                if !teardown_pending {
+                    cpu::wait_for_interrupt();
+                }
+                let mut guard = HYPERVISOR.lock();
+                let Some(hypervisor) = guard.as_mut() else { cpu::exit(cpu::ExitCode::Failure) };
+                next = hypervisor.schedule(frame);
+            }
         }
     }
 }
 
-/// Leaves the hypervisor for the domain in `frame`, or idles for good.
-fn resume_or_idle(decision: Option<bool>, on_idle: IdleAction) -> bool {
-    match decision {
-        Some(sysret) => sysret,
-        None => crate::start::idle_forever(on_idle),
+/// Copies a kernel image out of the caller's memory into frames of its own
+/// and builds a domain from it with the same loader as at boot.
+fn create_domain(hypervisor: &mut Hypervisor, caller: DomId, request: &CreateRequest) -> Result<DomId, i64> {
+    let length = request.image_length as usize;
+    let pages = request.image_length.div_ceil(PAGE_4K);
+    let Some(first) = FRAMES.lock().allocate_contiguous(pages, 1) else { return Err(errno::ENOMEM) };
+    let mut command_line = [0u8; 1024];
+    let (address, command_line_length) = request.command_line;
+    let command_line = &mut command_line[..command_line_length as usize];
+    let copied = match hypervisor.domain_mut(caller) {
+        None => Err(errno::ESRCH),
+        Some(domain) => {
+            let mut frames = FRAMES.lock();
+            let machine = DirectMapMachine { frames: &mut frames };
+            copy_image(domain, &machine, request, first, command_line, address)
+        }
+    };
+    let outcome = copied.and_then(|()| {
+        let command_line = core::str::from_utf8(command_line).map_err(|_| errno::EINVAL)?;
+        let image = physical::owned_frames_bytes(first, length);
+        let spec = DomainSpec {
+            name: &request.name,
+            seclabel: &request.seclabel,
+            memory_bytes: request.memory_bytes,
+            flags: request.flags,
+            command_line,
+        };
+        hypervisor.build(&spec, image, request.weight).map_err(|problem| {
+            warn!("{caller}: create {} refused: {problem}", request.name);
+            match problem {
+                xen_core::domain::BuildError::OutOfMemory { .. } => errno::ENOMEM,
+                _ => errno::EINVAL,
+            }
+        })
+    });
+    let mut frames = FRAMES.lock();
+    for page in 0..pages {
+        let frame = Frame(first.0 + page);
+        physical::zero_frame(frame);
+        let _ = frames.free(frame);
+    }
+    outcome
+}
+
+/// Copies the command line and the image (page by page, through the
+/// caller's pseudo-physical-to-machine map) into `first`.. frames.
+fn copy_image<const WORDS: usize>(
+    domain: &Domain,
+    machine: &DirectMapMachine<'_, WORDS>,
+    request: &CreateRequest,
+    first: Frame,
+    command_line: &mut [u8],
+    command_line_address: u64,
+) -> Result<(), i64> {
+    domain.copy_from_guest(machine, GuestAddress(command_line_address), command_line).map_err(|_| errno::EFAULT)?;
+    let mut chunk = [0u8; 4096];
+    let pages = request.image_length.div_ceil(PAGE_4K);
+    for page in 0..pages {
+        let offset = page * PAGE_4K;
+        let size = (request.image_length - offset).min(PAGE_4K) as usize;
+        let source = request.image_address.checked_add(offset).ok_or(errno::EFAULT)?;
+        domain.copy_from_guest(machine, GuestAddress(source), &mut chunk[..size]).map_err(|_| errno::EFAULT)?;
+        physical::write_frame(Frame(first.0 + page), 0, &chunk[..size]);
+    }
+    Ok(())
+}
+
+/// What a `domctl` came to.
+enum DomctlResult {
+    /// Done: return this (0 or a negative errno), writing the block back
+    /// if it changed.
+    Done(i64, bool),
+    /// Not finished: re-execute the hypercall after others have run
+    /// (Xen's continuation, XSA-45).
+    Continue,
+}
+
+fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, block: &mut [u8; xen_abi::domctl::SIZE]) -> DomctlResult {
+    let target_ok = |hypervisor: &Hypervisor, target: DomId| -> Result<(), i64> {
+        if target == caller {
+            return Err(errno::EINVAL);
+        }
+        match hypervisor.index_of(target) {
+            Some(_) => Ok(()),
+            None => Err(errno::ESRCH),
+        }
+    };
+    match command {
+        Command::Create(request) => match create_domain(hypervisor, caller, request) {
+            Ok(id) => {
+                info!("{caller}: created {id} ({})", request.name);
+                domctl::set_domain(block, id);
+                DomctlResult::Done(0, true)
+            }
+            Err(code) => DomctlResult::Done(-code, false),
+        },
+        Command::Destroy(target) => {
+            if let Err(code) = target_ok(hypervisor, *target) {
+                return DomctlResult::Done(-code, false);
+            }
+            if !hypervisor.domain_mut(*target).is_some_and(|domain| matches!(domain.state, DomainState::Dying(_))) {
+                info!("{caller}: destroying {target}");
+                hypervisor.kill(*target, ShutdownReason::Poweroff);
+            }
+            if hypervisor.teardown_step(*target) {
+                DomctlResult::Done(0, false)
+            } else {
+                DomctlResult::Continue
+            }
+        }
+        Command::Pause(target) | Command::Unpause(target) => {
+            if let Err(code) = target_ok(hypervisor, *target) {
+                return DomctlResult::Done(-code, false);
+            }
+            let pause = matches!(command, Command::Pause(_));
+            let result = if pause { hypervisor.scheduler.pause(*target) } else { hypervisor.scheduler.unpause(*target) };
+            if let Some(domain) = hypervisor.domain_mut(*target) {
+                if !matches!(domain.state, DomainState::Dying(_)) {
+                    domain.state = if pause { DomainState::Paused } else { DomainState::Runnable };
+                }
+            }
+            info!("{caller}: {} {target}", if pause { "paused" } else { "unpaused" });
+            DomctlResult::Done(if result.is_ok() { 0 } else { -errno::ESRCH }, false)
+        }
+        Command::GetInfo(from) => {
+            let found = hypervisor.domains.iter().filter(|domain| domain.id >= *from).min_by_key(|domain| domain.id);
+            let Some(domain) = found else { return DomctlResult::Done(-errno::ESRCH, false) };
+            let entry = hypervisor.scheduler.entry(domain.id);
+            let mut bits = match entry.map(|entry| entry.state) {
+                Some(RunState::Runnable) => state::RUNNING,
+                Some(RunState::Blocked) => state::BLOCKED,
+                Some(RunState::Paused) => state::PAUSED,
+                Some(RunState::Dead) | None => 0,
+            };
+            let mut shutdown_reason = 0;
+            if let DomainState::Dying(reason) = domain.state {
+                bits |= state::SHUTDOWN;
+                shutdown_reason = reason as u32;
+            }
+            let value = DomainInfo {
+                domain: domain.id,
+                state: bits,
+                total_pages: domain.nr_pages(),
+                cpu_time_ns: entry.map_or(0, |entry| entry.cpu_time_ns),
+                shutdown_reason,
+                weight: entry.map_or(0, |entry| entry.weight),
+                flags: domain.flags,
+                name: xen_abi::start_info::fill_text(&domain.name),
+                seclabel: xen_abi::start_info::fill_text(&domain.seclabel),
+            };
+            domctl::encode_info(block, &value);
+            DomctlResult::Done(0, true)
+        }
     }
 }
 
@@ -285,8 +563,11 @@ fn resume_or_idle(decision: Option<bool>, on_idle: IdleAction) -> bool {
 pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
     let mut guard = HYPERVISOR.lock();
     let Some(hypervisor) = guard.as_mut() else { cpu::exit(cpu::ExitCode::Failure) };
-    let Some(index) = hypervisor.current else { cpu::exit(cpu::ExitCode::Failure) };
+    let Some(caller) = hypervisor.current else { cpu::exit(cpu::ExitCode::Failure) };
     let testing = hypervisor.testing;
+    let on_idle = hypervisor.on_idle;
+    let Some(index) = hypervisor.index_of(caller) else { cpu::exit(cpu::ExitCode::Failure) };
+    let number = frame.rax;
     let action = {
         let domain = &mut hypervisor.domains[index];
         let mut frames = FRAMES.lock();
@@ -295,14 +576,26 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
         let mut context = Context { now_ns: clock::now_ns(), testing, console_sink: &mut sink };
         hypercall::dispatch(domain, &machine, frame, &mut context)
     };
-    let keep = match action {
+    if number == xen_abi::hypercall::CONSOLE_IO && !hypervisor.domains[index].has_written {
+        let domain = &mut hypervisor.domains[index];
+        domain.has_written = true;
+        let after_ns = clock::now_ns().saturating_sub(domain.created_ns);
+        info!("{caller} ({}): first console output {} us after it was built", domain.name, after_ns / 1_000);
+    }
+    let reschedule = match action {
         Action::Return(value) => {
             frame.rax = value as u64;
+            false
+        }
+        Action::Yield => {
+            frame.rax = 0;
+            let _ = hypervisor.scheduler.yield_now(caller);
             true
         }
-        Action::Yield | Action::Block => {
+        Action::Block => {
             frame.rax = 0;
-            false
+            let _ = hypervisor.scheduler.set_state(caller, RunState::Blocked);
+            true
         }
         Action::ClobberVectorState => {
             let domain = &mut hypervisor.domains[index];
@@ -310,28 +603,61 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
             fpu::clobber();
             fpu::restore(&domain.vector_state);
             frame.rax = 0;
-            true
-        }
-        Action::Shutdown(reason) => {
-            let domain = &mut hypervisor.domains[index];
-            info!("{} ({}): shutdown: {}", domain.id, domain.name, reason.name());
-            domain.state = DomainState::Dying(reason);
             false
         }
+        Action::SetTimer(deadline) => {
+            frame.rax = 0;
+            let _ = hypervisor.scheduler.set_timer(caller, deadline);
+            let (_, now) = clock::now_with_tsc();
+            hypervisor.arm_timer(hypervisor.scheduler.wake_at(), now);
+            false
+        }
+        Action::Shutdown(reason) => {
+            let domain = &hypervisor.domains[index];
+            info!("{} ({}): shutdown: {}", domain.id, domain.name, reason.name());
+            hypervisor.kill(caller, reason);
+            true
+        }
+        Action::Domctl(command, address, mut block) => match run_domctl(hypervisor, caller, &command, &mut block) {
+            DomctlResult::Done(value, write_back) => {
+                if write_back {
+                    let result = match hypervisor.index_of(caller) {
+                        Some(index) => {
+                            let mut frames = FRAMES.lock();
+                            let mut machine = DirectMapMachine { frames: &mut frames };
+                            hypervisor.domains[index].write_guest(&mut machine, address, &block[..])
+                        }
+                        None => Ok(()),
+                    };
+                    frame.rax = if result.is_ok() { value as u64 } else { (-errno::EFAULT) as u64 };
+                } else {
+                    frame.rax = value as u64;
+                }
+                // A create or unpause may have made a domain runnable.
+                true
+            }
+            DomctlResult::Continue => {
+                // Re-execute the `syscall` (2 bytes) with the same registers
+                // once others have had the CPU.
+                frame.rip -= 2;
+                let _ = hypervisor.scheduler.yield_now(caller);
+                true
+            }
+        },
     };
-    let on_idle = hypervisor.on_idle;
-    let decision = schedule(hypervisor, frame, keep);
+    let next = if reschedule {
+        hypervisor.schedule(frame)
+    } else {
+        frame.rflags = hypercall::sanitize_rflags(frame.rflags);
+        Next::Run(hypercall::may_sysret(frame, SYSCALL_VECTOR))
+    };
     drop(guard);
-    resume_or_idle(decision, on_idle)
+    resume(next, frame, on_idle)
 }
 
 /// An interrupt or exception while a domain ran.
 pub fn on_trap_from_domain(frame: &mut TrapFrame) -> bool {
     let vector = frame.vector;
-    if vector == u64::from(apic::TIMER_VECTOR) {
-        apic::on_timer_interrupt();
-        return false;
-    }
     if vector == u64::from(apic::SPURIOUS_VECTOR) {
         return false;
     }
@@ -339,25 +665,29 @@ pub fn on_trap_from_domain(frame: &mut TrapFrame) -> bool {
         warn!("nmi while a domain ran; carrying on");
         return false;
     }
-    if vector >= 32 {
+    if vector >= 32 && vector != u64::from(apic::TIMER_VECTOR) {
         warn!("interrupt: unexpected vector {vector:#x} from a domain");
         apic::end_of_interrupt();
         return false;
     }
     let mut guard = HYPERVISOR.lock();
     let Some(hypervisor) = guard.as_mut() else { cpu::exit(cpu::ExitCode::Failure) };
-    let Some(index) = hypervisor.current else { cpu::exit(cpu::ExitCode::Failure) };
-    let domain = &mut hypervisor.domains[index];
-    let mut subject: heapless::String<64> = heapless::String::new();
-    let _ = write!(subject, "{} ({}) crashed", domain.id, domain.name);
-    let mut text: heapless::String<2048> = heapless::String::new();
-    let _ = write!(text, "{}", FatalReport { subject: &subject, frame, cr2: cpu::cr2() });
-    for line in text.lines() {
-        error!("{line}");
-    }
-    domain.state = DomainState::Dying(ShutdownReason::Crash);
     let on_idle = hypervisor.on_idle;
-    let decision = schedule(hypervisor, frame, false);
+    if vector == u64::from(apic::TIMER_VECTOR) {
+        apic::on_timer_interrupt();
+    } else if let Some(current) = hypervisor.current {
+        if let Some(domain) = hypervisor.domain_mut(current) {
+            let mut subject: heapless::String<64> = heapless::String::new();
+            let _ = write!(subject, "{} ({}) crashed", domain.id, domain.name);
+            let mut text: heapless::String<2048> = heapless::String::new();
+            let _ = write!(text, "{}", FatalReport { subject: &subject, frame, cr2: cpu::cr2() });
+            for line in text.lines() {
+                error!("{line}");
+            }
+        }
+        hypervisor.kill(current, ShutdownReason::Crash);
+    }
+    let next = hypervisor.schedule(frame);
     drop(guard);
-    resume_or_idle(decision, on_idle)
+    resume(next, frame, on_idle)
 }

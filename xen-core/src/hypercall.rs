@@ -8,11 +8,15 @@ use xen_abi::hypercall::{self, console, test_op, version};
 use xen_abi::sched::{self, ShutdownReason};
 use xen_abi::GuestAddress;
 
+use alloc::boxed::Box;
+use xen_abi::start_info::flags as start_flags;
+
 use crate::domain::{Domain, MachineMemory};
+use crate::domctl::{self, Command};
 use crate::trap::TrapFrame;
 
 /// What the hypervisor must do after a hypercall.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Return this value (a negative errno on failure) to the caller.
     Return(i64),
@@ -25,6 +29,11 @@ pub enum Action {
     /// Test only: save the caller's vector registers, clobber them, restore
     /// them before it resumes; return 0.
     ClobberVectorState,
+    /// Arm the caller's timer at this system time (`None`: cancel); return 0.
+    SetTimer(Option<u64>),
+    /// A checked `domctl` from the control domain; its block is at this
+    /// guest address (written back with the results).
+    Domctl(Command, u64, Box<[u8; xen_abi::domctl::SIZE]>),
 }
 
 /// What the dispatcher needs from its surroundings.
@@ -56,6 +65,21 @@ pub fn dispatch(domain: &mut Domain, machine: &impl MachineMemory, frame: &TrapF
         },
         hypercall::CONSOLE_IO => console_io(domain, machine, arguments, context),
         hypercall::SCHED_OP => sched_op(domain, machine, arguments),
+        hypercall::SET_TIMER_OP => Action::SetTimer((arguments[0] != 0).then_some(arguments[0])),
+        hypercall::DOMCTL => {
+            // Only the control domain (the policy takes this decision over).
+            if domain.flags & start_flags::CONTROL_DOMAIN == 0 {
+                return error(errno::EPERM);
+            }
+            let mut block = Box::new([0u8; xen_abi::domctl::SIZE]);
+            if domain.copy_from_guest(machine, GuestAddress(arguments[0]), &mut block[..]).is_err() {
+                return error(errno::EFAULT);
+            }
+            match domctl::parse(&block) {
+                Ok(command) => Action::Domctl(command, arguments[0], block),
+                Err(code) => error(code),
+            }
+        }
         hypercall::TEST_OP => {
             if !context.testing {
                 return error(errno::EPERM);

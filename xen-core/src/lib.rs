@@ -22,3 +22,7 @@ pub mod trap;
 pub mod domain;
 pub mod guest_console;
 pub mod hypercall;
+pub mod scheduler;
+pub mod time_info;
+pub mod wall_clock;
+pub mod domctl;

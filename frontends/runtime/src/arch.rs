@@ -1,6 +1,7 @@
 //! The machine layer, bare metal only, and the only `unsafe` in the runtime:
 //! the entry point, the `syscall` hypercall stubs, reading the start-info
-//! page, `rdtsc`, and the global allocator over the domain's free RAM.
+//! page and the shared-info page's time fields, `rdtsc`, and the global
+//! allocator over the domain's free RAM.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::{asm, global_asm};
@@ -8,6 +9,7 @@ use core::ptr::NonNull;
 
 use linked_list_allocator::Heap;
 use xen_abi::layout::{MIN_RAM_BYTES, PAGE_SIZE, RAM_BASE};
+use xen_abi::shared_info::SIZE as SHARED_INFO_SIZE;
 use xen_abi::start_info::SIZE as START_INFO_SIZE;
 
 // The first instruction of every domain kernel. The hypervisor enters in
@@ -69,7 +71,6 @@ pub(crate) fn hypercall0(number: u64) -> i64 {
 }
 
 /// A hypercall with one argument.
-#[allow(dead_code)] // reason: part of the stub set; the event and grant wrappers will use it.
 pub(crate) fn hypercall1(number: u64, a0: u64) -> i64 {
     hypercall5(number, a0, 0, 0, 0, 0)
 }
@@ -88,6 +89,12 @@ pub(crate) fn hypercall3(number: u64, a0: u64, a1: u64, a2: u64) -> i64 {
 #[allow(dead_code)] // reason: part of the stub set; the event and grant wrappers will use it.
 pub(crate) fn hypercall4(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     hypercall5(number, a0, a1, a2, a3, 0)
+}
+
+/// `domctl` with the argument block `block`, which the hypervisor reads and
+/// writes back (and which the caller holds exclusively for the call).
+pub(crate) fn domctl(block: &mut [u8; xen_abi::domctl::SIZE]) -> i64 {
+    hypercall1(xen_abi::hypercall::DOMCTL, block.as_mut_ptr() as u64)
 }
 
 /// The time-stamp counter (after an `lfence`, so earlier instructions have
@@ -120,6 +127,53 @@ pub(crate) fn read_start_info(address: u64) -> Option<[u8; START_INFO_SIZE]> {
     // our first instruction, so nothing changes it during the copy; (3) the
     // read is volatile into a local array, so no reference into it is kept.
     Some(unsafe { core::ptr::read_volatile(address as *const [u8; START_INFO_SIZE]) })
+}
+
+/// Whether `[base + offset, base + offset + size)` is a naturally aligned
+/// field of a shared-info page at `base`, and `base` a page of the first
+/// MiB of RAM, where the hypervisor puts that page
+/// (`xen_abi::layout::SHARED_INFO_PFN`).
+fn shared_info_field(base: u64, offset: usize, size: usize) -> Option<u64> {
+    let plausible = base % PAGE_SIZE == 0
+        && base >= RAM_BASE
+        && base.checked_add(PAGE_SIZE)? <= RAM_BASE + MIN_RAM_BYTES
+        && offset % size == 0
+        && offset.checked_add(size)? <= SHARED_INFO_SIZE;
+    plausible.then_some(base + offset as u64)
+}
+
+/// Reads the `u32` at `offset` of the shared-info page at `base` with one
+/// volatile load (the hypervisor writes the page while we run), or `None`
+/// if `base`/`offset` do not name an aligned field of such a page.
+pub(crate) fn read_shared_info_u32(base: u64, offset: usize) -> Option<u32> {
+    let address = shared_info_field(base, offset, 4)?;
+    // SAFETY: (1) `address` is an aligned u32 inside a page of the first
+    // MiB of our RAM (checked above), which the hypervisor maps for every
+    // domain and where no Rust object lives (images start at 1 MiB, the
+    // heap after them, the stack at the top of RAM); (2) the hypervisor may
+    // change the value at any time, hence a volatile load of a plain
+    // integer, for which every bit pattern is valid; (3) no reference into
+    // the page is created or kept.
+    Some(unsafe { core::ptr::read_volatile(address as *const u32) })
+}
+
+/// Reads the `u64` at `offset` of the shared-info page at `base`; see
+/// [`read_shared_info_u32`].
+pub(crate) fn read_shared_info_u64(base: u64, offset: usize) -> Option<u64> {
+    let address = shared_info_field(base, offset, 8)?;
+    // SAFETY: as in `read_shared_info_u32`: an aligned u64 of the
+    // shared-info page in the first MiB of our RAM, read once, volatile,
+    // into a plain integer; no reference is kept.
+    Some(unsafe { core::ptr::read_volatile(address as *const u64) })
+}
+
+/// Reads the byte at `offset` of the shared-info page at `base`; see
+/// [`read_shared_info_u32`].
+pub(crate) fn read_shared_info_u8(base: u64, offset: usize) -> Option<u8> {
+    let address = shared_info_field(base, offset, 1)?;
+    // SAFETY: as in `read_shared_info_u32`: a byte of the shared-info page
+    // in the first MiB of our RAM, read once, volatile; no reference kept.
+    Some(unsafe { core::ptr::read_volatile(address as *const u8) })
 }
 
 extern "C" {

@@ -56,7 +56,6 @@ pub(crate) fn hypercall0(number: u64) -> i64 {
 }
 
 /// A hypercall with one argument.
-#[allow(dead_code)] // reason: mirrors the arch layer's stub set.
 pub(crate) fn hypercall1(number: u64, a0: u64) -> i64 {
     hypercall5(number, a0, 0, 0, 0, 0)
 }
@@ -71,11 +70,108 @@ pub(crate) fn hypercall3(number: u64, a0: u64, a1: u64, a2: u64) -> i64 {
     hypercall5(number, a0, a1, a2, 0, 0)
 }
 
+/// What answers `domctl` in a test: gets the argument block to read and
+/// fill, as the hypervisor would.
+#[cfg(test)]
+pub(crate) type DomctlResponder = fn(&mut [u8; xen_abi::domctl::SIZE]) -> i64;
+
+#[cfg(test)]
+std::thread_local! {
+    static DOMCTL_RESPONDER: core::cell::Cell<Option<DomctlResponder>> = const { core::cell::Cell::new(None) };
+}
+
+/// Runs `body` with `responder` answering this thread's `domctl` calls
+/// (other hypercalls fail with `ENOSYS`); returns what `body` returned and
+/// every call it made.
+#[cfg(test)]
+pub(crate) fn with_domctl_responder<T>(responder: DomctlResponder, body: impl FnOnce() -> T) -> (T, std::vec::Vec<Call>) {
+    DOMCTL_RESPONDER.with(|slot| slot.set(Some(responder)));
+    let result = with_responder(|_| -xen_abi::errno::ENOSYS, body);
+    DOMCTL_RESPONDER.with(|slot| slot.set(None));
+    result
+}
+
+/// `domctl` with the argument block `block`.
+pub(crate) fn domctl(block: &mut [u8; xen_abi::domctl::SIZE]) -> i64 {
+    #[cfg(test)]
+    if let Some(responder) = DOMCTL_RESPONDER.with(|slot| slot.get()) {
+        let call = Call { number: xen_abi::hypercall::DOMCTL, arguments: [block.as_ptr() as u64, 0, 0, 0, 0] };
+        CALLS.with(|calls| calls.borrow_mut().push(call));
+        return responder(block);
+    }
+    hypercall1(xen_abi::hypercall::DOMCTL, block.as_mut_ptr() as u64)
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A stand-in time-stamp counter: strictly increasing.
+/// A stand-in time-stamp counter: strictly increasing, or in a test that
+/// set one with [`set_timestamp_counter`], that thread's value.
 pub(crate) fn timestamp_counter() -> u64 {
+    #[cfg(test)]
+    if let Some(value) = TSC.with(|tsc| tsc.get()) {
+        return value;
+    }
     COUNTER.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+#[cfg(test)]
+std::thread_local! {
+    static TSC: core::cell::Cell<Option<u64>> = const { core::cell::Cell::new(None) };
+    static SHARED_INFO: core::cell::RefCell<Option<std::vec::Vec<u8>>> = const { core::cell::RefCell::new(None) };
+}
+
+/// Makes this thread's [`timestamp_counter`] return `value` (`None`: the
+/// global counter again).
+#[cfg(test)]
+pub(crate) fn set_timestamp_counter(value: Option<u64>) {
+    TSC.with(|tsc| tsc.set(value));
+}
+
+/// Advances this thread's set time-stamp counter by `cycles`.
+#[cfg(test)]
+pub(crate) fn advance_timestamp_counter(cycles: u64) {
+    TSC.with(|tsc| tsc.set(Some(tsc.get().unwrap_or(0) + cycles)));
+}
+
+/// Gives this thread a stand-in shared-info page (`None`: none).
+#[cfg(test)]
+pub(crate) fn set_shared_info(page: Option<std::vec::Vec<u8>>) {
+    SHARED_INFO.with(|slot| *slot.borrow_mut() = page);
+}
+
+/// `N` bytes at `offset` of this thread's stand-in shared-info page, if
+/// there is one and the (naturally aligned) field is inside it.
+fn shared_info_bytes<const N: usize>(offset: usize) -> Option<[u8; N]> {
+    if offset % N != 0 || offset.checked_add(N)? > xen_abi::shared_info::SIZE {
+        return None;
+    }
+    #[cfg(test)]
+    {
+        SHARED_INFO.with(|slot| {
+            let page = slot.borrow();
+            let mut value = [0u8; N];
+            value.copy_from_slice(page.as_ref()?.get(offset..offset + N)?);
+            Some(value)
+        })
+    }
+    #[cfg(not(test))]
+    None
+}
+
+/// The `u32` at `offset` of the stand-in shared-info page (`base` is
+/// ignored: there is one page per test thread).
+pub(crate) fn read_shared_info_u32(_base: u64, offset: usize) -> Option<u32> {
+    shared_info_bytes(offset).map(u32::from_le_bytes)
+}
+
+/// The `u64` at `offset` of the stand-in shared-info page.
+pub(crate) fn read_shared_info_u64(_base: u64, offset: usize) -> Option<u64> {
+    shared_info_bytes(offset).map(u64::from_le_bytes)
+}
+
+/// The byte at `offset` of the stand-in shared-info page.
+pub(crate) fn read_shared_info_u8(_base: u64, offset: usize) -> Option<u8> {
+    shared_info_bytes::<1>(offset).map(|[byte]| byte)
 }
 
 /// There is no start-info page on the host.

@@ -68,7 +68,10 @@ pub fn sched_yield() -> Result<(), Errno> {
     check(machine::hypercall2(hypercall::SCHED_OP, sched::YIELD, 0)).map(drop)
 }
 
-/// `sched_op` BLOCK: sleep until an event is pending (or the timer fires).
+/// `sched_op` BLOCK: sleep until an event is pending for this domain or its
+/// one-shot timer (`crate::time::set_timer`) fires; returns at once if one
+/// already is. A wake-up says nothing about *which*: callers re-check what
+/// they wait for and block again (as `crate::time::sleep_until` does).
 pub fn sched_block() -> Result<(), Errno> {
     check(machine::hypercall2(hypercall::SCHED_OP, sched::BLOCK, 0)).map(drop)
 }

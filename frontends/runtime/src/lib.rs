@@ -1,7 +1,8 @@
 //! The guest runtime every domain kernel links: our Mini-OS.
 //!
 //! It provides the entry point (`_start`, see [`entry!`]), safe wrappers for
-//! the hypercalls (console, scheduling, version, test operations), a `log`
+//! the hypercalls (console, scheduling, version, test operations, `domctl`
+//! in [`domctl`]), time and the timer ([`time`]), a `log`
 //! backend over the hypervisor console, a heap over the domain's free RAM,
 //! a panic handler that reports and shuts the domain down as crashed, and a
 //! `key=value` command-line parser.
@@ -23,10 +24,12 @@ mod host;
 
 pub mod command_line;
 pub mod console;
+pub mod domctl;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;
 mod start;
+pub mod time;
 
 #[cfg(target_os = "none")]
 mod panic;

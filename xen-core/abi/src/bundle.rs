@@ -67,8 +67,10 @@ pub mod record {
     pub const FLAGS: usize = 132;
     /// `kernel_sha256[32]`.
     pub const KERNEL_SHA256: usize = 136;
+    /// `weight` u32: scheduler weight, 0 for the default (xl.cfg `cpu_weight`).
+    pub const WEIGHT: usize = 168;
     /// First reserved byte; reserved bytes run to the record's end.
-    pub const RESERVED: usize = 168;
+    pub const RESERVED: usize = 172;
 }
 
 /// Domain record `flags`.

@@ -4,6 +4,7 @@
 
 pub mod apic;
 pub mod boot;
+pub mod cmos;
 pub mod cpu;
 pub mod entry;
 pub mod fpu;

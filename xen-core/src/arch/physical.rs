@@ -93,3 +93,14 @@ pub fn module_bytes(start: u64, end: u64) -> &'static [u8] {
     // covers, for the hypervisor's whole life.
     unsafe { core::slice::from_raw_parts(pointer, (end - start) as usize) }
 }
+
+/// The bytes of `count` contiguous frames from `first` that the caller
+/// allocated for itself and filled (a kernel image on its way to the
+/// loader). The slice must be dropped before the frames are freed.
+pub fn owned_frames_bytes(first: Frame, length: usize) -> &'static [u8] {
+    let pointer = direct_map(first.address()) as *const u8;
+    // SAFETY: the caller took these frames from the allocator for this use
+    // alone, so nothing else writes them while the slice lives; the direct
+    // map covers them; the caller drops the slice before freeing them.
+    unsafe { core::slice::from_raw_parts(pointer, length) }
+}

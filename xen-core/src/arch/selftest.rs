@@ -3,6 +3,10 @@
 
 use xen_core::cmdline::{SelfTest, SELFTEST_FAULT_ADDRESS};
 
+/// A `ret` instruction kept as data (rodata, never executable).
+#[no_mangle]
+static RETURN_INSTRUCTION: [u8; 1] = [0xc3];
+
 /// Provokes the requested failure. Returns only if the protection did not
 /// trip, which the caller reports as a failure of its own.
 pub fn provoke(test: SelfTest) {
@@ -19,8 +23,7 @@ pub fn provoke(test: SelfTest) {
             unsafe { target.write_volatile(0xcc) };
         }
         SelfTest::ExecuteData => {
-            static DATA: [u8; 1] = [0xc3]; // `ret`
-            let address = core::ptr::addr_of!(DATA) as usize;
+            let address = core::ptr::addr_of!(RETURN_INSTRUCTION) as usize;
             // SAFETY: rodata is mapped no-execute, so the call faults at its
             // first fetch; were NX off, it would run a lone `ret`.
             let function: extern "C" fn() = unsafe { core::mem::transmute::<usize, extern "C" fn()>(address) };

@@ -159,6 +159,11 @@ pub enum DomainProblem {
         /// The value found.
         memory_kib: u64,
     },
+    /// The scheduler weight is above `MAX_WEIGHT`.
+    WeightOutOfRange {
+        /// The weight.
+        weight: u32,
+    },
     /// Flag bits this hypervisor does not know.
     UnknownFlags {
         /// The flags found.
@@ -269,6 +274,11 @@ impl fmt::Display for DomainProblem {
                 MAX_RAM_BYTES / 1024
             ),
             Self::UnknownFlags { flags } => write!(formatter, "unknown flag bits in {flags:#x}"),
+            Self::WeightOutOfRange { weight } => write!(
+                formatter,
+                "weight {weight} is above the maximum {}",
+                xen_abi::domctl::MAX_WEIGHT
+            ),
             Self::SecondControlDomain { first_index } => {
                 write!(
                     formatter,

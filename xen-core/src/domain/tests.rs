@@ -163,3 +163,19 @@ fn default_vector_state_is_clean() {
     assert!(state.0[32..].iter().all(|&byte| byte == 0));
     assert_eq!(core::mem::align_of::<VectorState>(), 16);
 }
+
+#[test]
+fn teardown_in_bounded_steps_returns_everything() {
+    let mut machine = FakeMachine::new(1200);
+    let mut domain = build(&mut machine);
+    let tables = domain.space.table_frames;
+    let mut steps = 0;
+    while !domain.release_some(&mut machine, 100) {
+        steps += 1;
+        assert!(steps < 10);
+    }
+    assert_eq!(steps, 5, "512 frames in steps of 100");
+    let teardown = domain.destroy(&mut machine);
+    assert_eq!(teardown, Teardown { ram_frames: 512, table_frames: tables });
+    assert_eq!(machine.free_frame_count(), 1200);
+}

@@ -36,7 +36,7 @@ fn null_version_and_unknown_numbers() {
     assert_eq!(call(&mut domain, &machine, false, [hypercall::NULL, 0, 0, 0, 0, 0]).0, Action::Return(0));
     assert_eq!(call(&mut domain, &machine, false, [hypercall::XEN_VERSION, 0, 0, 0, 0, 0]).0, Action::Return(VERSION));
     assert_eq!(call(&mut domain, &machine, false, [hypercall::XEN_VERSION, 9, 0, 0, 0, 0]).0, Action::Return(-errno::ENOSYS));
-    for number in [63, 64, 9999, u64::MAX, hypercall::DOMCTL] {
+    for number in [63, 64, 9999, u64::MAX, hypercall::GRANT_TABLE_OP] {
         assert_eq!(call(&mut domain, &machine, false, [number, 0, 0, 0, 0, 0]).0, Action::Return(-errno::ENOSYS), "{number}");
     }
     assert_eq!(domain.hypercalls, 8);
@@ -129,4 +129,29 @@ fn rflags_are_sanitized() {
     assert_eq!(sanitize_rflags(hostile), 0x202);
     // Arithmetic flags, DF, AC survive.
     assert_eq!(sanitize_rflags(0x4_0cd5), 0x4_0cd5 | 0x202);
+}
+
+#[test]
+fn domctl_only_for_the_control_domain_and_checked() {
+    let (mut domain, mut machine) = setup();
+    let mut block = [0u8; xen_abi::domctl::SIZE];
+    block[0..4].copy_from_slice(&xen_abi::domctl::PAUSE_DOMAIN.to_le_bytes());
+    block[4..8].copy_from_slice(&xen_abi::domctl::INTERFACE_VERSION.to_le_bytes());
+    block[8..10].copy_from_slice(&5u16.to_le_bytes());
+    domain.write_guest(&mut machine, BUFFER, &block).unwrap();
+    let registers = [hypercall::DOMCTL, BUFFER, 0, 0, 0, 0];
+    assert_eq!(call(&mut domain, &machine, false, registers).0, Action::Return(-errno::EPERM));
+    domain.flags |= start_flags::CONTROL_DOMAIN;
+    match call(&mut domain, &machine, false, registers).0 {
+        Action::Domctl(Command::Pause(target), address, _) => assert_eq!((target, address), (xen_abi::DomId(5), BUFFER)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::DOMCTL, 0x10, 0, 0, 0, 0]).0, Action::Return(-errno::EFAULT));
+}
+
+#[test]
+fn set_timer_op_arms_and_cancels() {
+    let (mut domain, machine) = setup();
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::SET_TIMER_OP, 123, 0, 0, 0, 0]).0, Action::SetTimer(Some(123)));
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::SET_TIMER_OP, 0, 0, 0, 0, 0]).0, Action::SetTimer(None));
 }
