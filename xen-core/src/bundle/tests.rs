@@ -497,6 +497,7 @@ fn verify_kernel_matches_a_known_digest() {
         kernel: b"abc",
         command_line: "",
         flags: 0,
+        weight: 0,
         kernel_sha256: [0; 32],
     };
     let Err(BundleError::Domain {
