@@ -122,6 +122,8 @@ pub enum Outcome {
     Crashed(Option<i32>),
     /// The deadline passed; the machine was killed.
     TimedOut,
+    /// The test saw what it waited for and stopped the machine.
+    Stopped,
 }
 
 /// A finished boot: how it ended, what it printed, how long it took.
@@ -183,12 +185,30 @@ pub fn boot_image(image: &Path, command_line: &str, bundle: Option<&Path>, deadl
 
 /// [`boot_image`] with extra QEMU arguments.
 pub fn boot_image_with(image: &Path, command_line: &str, bundle: Option<&Path>, deadline: Duration, extra: &[&str]) -> Boot {
+    boot_image_until(image, command_line, bundle, deadline, extra, &|_| false)
+}
+
+/// Boots and stops the machine as soon as `done(log so far)` holds
+/// ([`Outcome::Stopped`]), or at the deadline.
+pub fn boot_image_until(
+    image: &Path,
+    command_line: &str,
+    bundle: Option<&Path>,
+    deadline: Duration,
+    extra: &[&str],
+    done: &dyn Fn(&str) -> bool,
+) -> Boot {
     let started = Instant::now();
     let mut child = qemu_command_with(image, command_line, bundle, Console::Captured, extra).spawn().unwrap_or_else(|error| {
         panic!("cannot start {QEMU}: {error}; `make test` installs it (Debian package qemu-system-x86)")
     });
-    let mut stdout = child.stdout.take().map(|pipe| std::thread::spawn(move || read_all(pipe)));
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let mut stdout = child.stdout.take().map(|pipe| {
+        let shared = std::sync::Arc::clone(&shared);
+        std::thread::spawn(move || copy_into(pipe, &shared))
+    });
     let mut stderr = child.stderr.take().map(|pipe| std::thread::spawn(move || read_all(pipe)));
+    let mut stopped = false;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -197,23 +217,47 @@ pub fn boot_image_with(image: &Path, command_line: &str, bundle: Option<&Path>, 
                 let _ = child.wait();
                 break None;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let so_far = shared.lock().map(|bytes| String::from_utf8_lossy(&bytes).replace("\r\n", "\n")).unwrap_or_default();
+                if done(&so_far) {
+                    stopped = true;
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             Err(error) => panic!("waiting for QEMU failed: {error}"),
         }
     };
     let elapsed = started.elapsed();
-    let join = |reader: &mut Option<std::thread::JoinHandle<String>>| {
-        reader.take().and_then(|thread| thread.join().ok()).unwrap_or_default()
-    };
-    let log = join(&mut stdout);
-    let qemu_errors = join(&mut stderr);
+    if let Some(thread) = stdout.take() {
+        let _ = thread.join();
+    }
+    let log = shared.lock().map(|bytes| String::from_utf8_lossy(&bytes).replace("\r\n", "\n")).unwrap_or_default();
+    let qemu_errors = stderr.take().and_then(|thread| thread.join().ok()).unwrap_or_default();
     let outcome = match status.map(|status| status.code()) {
+        None if stopped => Outcome::Stopped,
         None => Outcome::TimedOut,
         Some(Some(EXIT_SUCCESS)) => Outcome::PoweredOff,
         Some(Some(EXIT_FAILURE)) => Outcome::Failed,
         Some(code) => Outcome::Crashed(code),
     };
     Boot { outcome, log, qemu_errors, elapsed }
+}
+
+fn copy_into(mut pipe: impl Read, shared: &std::sync::Mutex<Vec<u8>>) {
+    let mut buffer = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(count) => {
+                if let Ok(mut bytes) = shared.lock() {
+                    bytes.extend_from_slice(&buffer[..count]);
+                }
+            }
+        }
+    }
 }
 
 fn read_all(mut pipe: impl Read) -> String {

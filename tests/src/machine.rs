@@ -21,6 +21,10 @@ pub struct DomainConfig {
     pub seclabel: String,
     /// Its command line (`extra`).
     pub extra: String,
+    /// Whether it is the control domain.
+    pub control: bool,
+    /// Its scheduler weight (`cpu_weight`), if not the default.
+    pub weight: Option<u32>,
 }
 
 impl DomainConfig {
@@ -32,7 +36,22 @@ impl DomainConfig {
             memory_mib: 8,
             seclabel: "system_u:system_r:untrusted_t".into(),
             extra: extra.into(),
+            control: false,
+            weight: None,
         }
+    }
+
+    /// The same, as the control domain.
+    pub fn control(mut self) -> DomainConfig {
+        self.control = true;
+        self.seclabel = "system_u:system_r:control_t".into();
+        self
+    }
+
+    /// The same with this scheduler weight.
+    pub fn weight(mut self, weight: u32) -> DomainConfig {
+        self.weight = Some(weight);
+        self
     }
 
     /// A hello domain.
@@ -55,14 +74,21 @@ impl DomainConfig {
     }
 
     fn to_cfg(&self) -> String {
-        format!(
+        let mut text = format!(
             "name = \"{}\"\nkernel = \"{}\"\nmemory = {}\nseclabel = \"{}\"\nextra = \"{}\"\n",
             self.name,
             self.kernel_path().display(),
             self.memory_mib,
             self.seclabel,
             self.extra
-        )
+        );
+        if self.control {
+            text.push_str("control_domain = 1\n");
+        }
+        if let Some(weight) = self.weight {
+            text.push_str(&format!("cpu_weight = {weight}\n"));
+        }
+        text
     }
 }
 
@@ -113,6 +139,12 @@ impl Machine {
     pub fn boot(&self, deadline: Duration) -> Boot {
         let bundle = self.bundle();
         self.boot_bundle(&bundle, deadline)
+    }
+
+    /// Boots and stops as soon as `done(log so far)` holds.
+    pub fn boot_until(&self, deadline: Duration, done: &dyn Fn(&str) -> bool) -> Boot {
+        let bundle = self.bundle();
+        crate::boot_image_until(build_images(), &self.command_line, Some(&bundle), deadline, &[], done)
     }
 
     /// Boots the hypervisor with a given bundle file (a test may damage it).

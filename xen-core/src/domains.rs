@@ -198,10 +198,11 @@ impl Hypervisor {
         let heap = heap_in_use();
         let (baseline_free, baseline_heap) = self.baseline;
         if self.domains.is_empty() {
-            let verdict = if free == baseline_free && heap == baseline_heap { "ok" } else { "LEAK" };
-            info!(
-                "health: no domains left; frames free {free} (baseline {baseline_free}), heap {heap} bytes in use (baseline {baseline_heap}): {verdict}"
-            );
+            if free == baseline_free && heap == baseline_heap {
+                info!("health: no domains left; frames free {free} (baseline {baseline_free}), heap {heap} bytes in use (baseline {baseline_heap}): ok");
+            } else {
+                error!("health: no domains left; frames free {free} (baseline {baseline_free}), heap {heap} bytes in use (baseline {baseline_heap}): LEAK");
+            }
         } else {
             info!("health: hypervisor ok; {} domain(s) left; frames free {free}, heap {heap} bytes", self.domains.len());
         }

@@ -26,3 +26,5 @@ pub mod scheduler;
 pub mod time_info;
 pub mod wall_clock;
 pub mod domctl;
+pub mod event_channel;
+pub mod grant_table;

@@ -89,6 +89,18 @@ pub enum Action {
     Panic,
     /// Loop forever.
     Spin,
+    /// Count as fast as possible, report every `interval_ms` of system time.
+    Counter,
+    /// Sleep with the one-shot timer and report how late it woke.
+    Sleep,
+    /// Read system time in a loop with yields; it must never go back.
+    TimeMonotonic,
+    /// The control domain's scripts (`script=`): lifecycle, cycles, list.
+    Control,
+    /// domctl from a domain that is not the control domain.
+    DomctlDenied,
+    /// Seeded xmm0..15 values survive `count=` yields to other domains.
+    SseSwitch,
 }
 
 /// Every action with its command-line name, expectation and description.
@@ -123,6 +135,12 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::NullBench, "null-bench", Expectation::Poweroff, "time count= (default 1000) null hypercalls and bare syscalls with rdtsc"),
     (Action::Panic, "panic", Expectation::Crash, "panic!(\"deliberate\")"),
     (Action::Spin, "spin", Expectation::RunsForever, "loop forever"),
+    (Action::Counter, "counter", Expectation::Poweroff, "count without yielding; report every interval_ms= (default 100) of system time for duration_ms= (default 2000)"),
+    (Action::Sleep, "sleep", Expectation::Poweroff, "set_timer_op + block until ms= (default 50) of system time have passed; report how late"),
+    (Action::TimeMonotonic, "time-monotonic", Expectation::Poweroff, "read system time count= (default 10000) times, yielding every 16 reads; it must never decrease"),
+    (Action::Control, "control", Expectation::Poweroff, "control-domain script= lifecycle | cycles | list, through domctl"),
+    (Action::DomctlDenied, "domctl-denied", Expectation::Poweroff, "domctl pause d1, create, destroy d1 from a non-control domain (expect EPERM)"),
+    (Action::SseSwitch, "sse-switch", Expectation::Poweroff, "fill xmm0..xmm15 from value= (a seed), then count= (default 200) times yield and check them"),
 ];
 
 impl Action {
@@ -166,6 +184,40 @@ pub fn parse_count(value: Option<&str>) -> Result<u64, &'static str> {
     }
 }
 
+/// A command-line number that is not acceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadNumber<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The least value allowed.
+    pub min: u64,
+    /// The largest value allowed.
+    pub max: u64,
+}
+
+impl core::fmt::Display for BadNumber<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}= must be a number from {} to {}", self.key, self.min, self.max)
+    }
+}
+
+/// Parses a decimal or `0x` hexadecimal number.
+pub fn parse_u64(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// The number `key=` gives on `line` (decimal or `0x` hex), `default` if
+/// absent, an error if not a number in `min..=max`.
+pub fn number<'a>(line: &str, key: &'a str, default: u64, min: u64, max: u64) -> Result<u64, BadNumber<'a>> {
+    match guest_runtime::command_line::find(line, key) {
+        None => Ok(default),
+        Some(text) => parse_u64(text).filter(|value| (min..=max).contains(value)).ok_or(BadNumber { key, min, max }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +250,20 @@ mod tests {
         assert!(parse_count(Some("-1")).is_err());
         assert!(parse_count(Some("many")).is_err());
         assert!(parse_count(Some("2000000000")).is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        let line = "ms=20 value=0xdeadbeef bad=x big=99 count=0";
+        assert_eq!(number(line, "ms", 50, 1, 60_000), Ok(20));
+        assert_eq!(number(line, "missing", 50, 1, 60_000), Ok(50));
+        assert_eq!(number(line, "value", 1, 0, u64::MAX), Ok(0xdead_beef));
+        let bad = number(line, "bad", 1, 1, 10).unwrap_err();
+        assert_eq!(std::format!("{bad}"), "bad= must be a number from 1 to 10");
+        assert!(number(line, "big", 1, 1, 10).is_err());
+        assert!(number(line, "count", 1, 1, 10).is_err());
+        assert_eq!(parse_u64("0X10"), Some(16));
+        assert_eq!(parse_u64("0x"), None);
+        assert_eq!(parse_u64("-1"), None);
     }
 }

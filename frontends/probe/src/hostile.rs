@@ -324,3 +324,87 @@ pub fn vector_registers_across_hypercalls(input: &[[u8; 16]; 16], output: &mut [
     }
     (clobber_result, yield_result)
 }
+
+/// Loads xmm0..xmm15 from `input` and leaves them there, for
+/// [`yield_and_store_vector_registers`] to check after each switch.
+///
+/// Only for the bare-metal kernel (the host build is a stub that never
+/// runs an action): there the target is soft-float, so no compiler code
+/// between this and the next vector-register asm reads or writes an xmm
+/// register, and the values stay ours unless something outside the domain
+/// changes them, which is what the check is for.
+pub fn load_vector_registers(input: &[[u8; 16]; 16]) {
+    // SAFETY: (1) `input` is a live 256-byte buffer; `movdqu` needs no
+    // alignment. (2) The bare-metal target is soft-float, so the compiler
+    // keeps nothing in xmm registers: overwriting them breaks nothing.
+    // (3) `movdqu` needs CR4.OSFXSR, which the hypervisor sets for domains;
+    // without it #UD kills the domain.
+    unsafe {
+        asm!(
+            "movdqu xmm0, [{input}]",
+            "movdqu xmm1, [{input} + 16]",
+            "movdqu xmm2, [{input} + 32]",
+            "movdqu xmm3, [{input} + 48]",
+            "movdqu xmm4, [{input} + 64]",
+            "movdqu xmm5, [{input} + 80]",
+            "movdqu xmm6, [{input} + 96]",
+            "movdqu xmm7, [{input} + 112]",
+            "movdqu xmm8, [{input} + 128]",
+            "movdqu xmm9, [{input} + 144]",
+            "movdqu xmm10, [{input} + 160]",
+            "movdqu xmm11, [{input} + 176]",
+            "movdqu xmm12, [{input} + 192]",
+            "movdqu xmm13, [{input} + 208]",
+            "movdqu xmm14, [{input} + 224]",
+            "movdqu xmm15, [{input} + 240]",
+            input = in(reg) input.as_ptr(),
+            options(nostack, readonly, preserves_flags),
+        );
+    }
+}
+
+/// `sched_op` YIELD (another domain may run and fill the vector registers
+/// with its own values), then stores xmm0..xmm15 into `output`; one block,
+/// so no compiler code runs between. Returns the yield's result.
+pub fn yield_and_store_vector_registers(output: &mut [[u8; 16]; 16]) -> i64 {
+    let result: i64;
+    // SAFETY: (1) `output` is a live, exclusively borrowed 256-byte buffer;
+    // `movdqu` needs no alignment. (2) Reading xmm registers disturbs no
+    // compiler state (soft-float target; see `load_vector_registers`).
+    // (3) YIELD reads and writes none of our memory; `syscall` clobbers rcx
+    // and r11, and rax/rdi/rsi carry the arguments, all declared.
+    unsafe {
+        asm!(
+            "mov eax, {sched_op}",
+            "mov edi, {yield_}",
+            "xor esi, esi",
+            "syscall",
+            "movdqu [{output}], xmm0",
+            "movdqu [{output} + 16], xmm1",
+            "movdqu [{output} + 32], xmm2",
+            "movdqu [{output} + 48], xmm3",
+            "movdqu [{output} + 64], xmm4",
+            "movdqu [{output} + 80], xmm5",
+            "movdqu [{output} + 96], xmm6",
+            "movdqu [{output} + 112], xmm7",
+            "movdqu [{output} + 128], xmm8",
+            "movdqu [{output} + 144], xmm9",
+            "movdqu [{output} + 160], xmm10",
+            "movdqu [{output} + 176], xmm11",
+            "movdqu [{output} + 192], xmm12",
+            "movdqu [{output} + 208], xmm13",
+            "movdqu [{output} + 224], xmm14",
+            "movdqu [{output} + 240], xmm15",
+            output = in(reg) output.as_mut_ptr(),
+            sched_op = const hypercall::SCHED_OP,
+            yield_ = const xen_abi::sched::YIELD,
+            out("rax") result,
+            out("rdi") _,
+            out("rsi") _,
+            out("rcx") _,
+            out("r11") _,
+            options(nostack),
+        );
+    }
+    result
+}

@@ -12,6 +12,7 @@
 mod action;
 mod hostile;
 mod measure;
+mod tiny;
 
 use guest_runtime::command_line::find;
 use guest_runtime::hypercall::{console_write_from, foreign};

@@ -18,6 +18,43 @@ pub fn vector_patterns() -> [[u8; 16]; 16] {
     patterns
 }
 
+/// SplitMix64's step: a well-mixed 64-bit value from a counter.
+fn split_mix(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Sixteen 16-byte patterns derived from `seed` (for `sse-switch`): two
+/// domains with different seeds get different values in every register
+/// (with overwhelming probability), and each register's differs from the
+/// others'. A zero half is replaced so no register is all zero.
+pub fn seeded_patterns(seed: u64) -> [[u8; 16]; 16] {
+    let mut patterns = [[0u8; 16]; 16];
+    for (register, pattern) in patterns.iter_mut().enumerate() {
+        let base = seed.wrapping_mul(32).wrapping_add(register as u64 * 2);
+        for (half, chunk) in pattern.chunks_exact_mut(8).enumerate() {
+            let value = match split_mix(base.wrapping_add(half as u64)) {
+                0 => 0xa5a5_a5a5_a5a5_a5a5,
+                value => value,
+            };
+            chunk.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+    patterns
+}
+
+/// A register's 16 bytes as one hexadecimal number (xmm's little-endian
+/// order: the last byte first).
+pub struct Hex128<'a>(pub &'a [u8; 16]);
+
+impl fmt::Display for Hex128<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#034x}", u128::from_le_bytes(*self.0))
+    }
+}
+
 /// A bit per register whose contents differ (bit N: xmmN).
 pub fn differing_registers(expected: &[[u8; 16]; 16], found: &[[u8; 16]; 16]) -> u16 {
     expected
@@ -88,6 +125,26 @@ mod tests {
         assert_eq!(mask, 1 << 3 | 1 << 15);
         assert_eq!(RegisterList(mask).to_string(), "xmm3 xmm15");
         assert_eq!(RegisterList(0).to_string(), "");
+    }
+
+    #[test]
+    fn seeded_patterns_differ_by_seed_and_register() {
+        let one = seeded_patterns(1);
+        let two = seeded_patterns(2);
+        assert_eq!(seeded_patterns(1), one, "deterministic");
+        for register in 0..16 {
+            assert_ne!(one[register], two[register]);
+            assert_ne!(one[register], [0; 16]);
+            for other in register + 1..16 {
+                assert_ne!(one[register], one[other]);
+            }
+        }
+        assert_eq!(differing_registers(&one, &two), 0xffff);
+        assert_ne!(seeded_patterns(0), seeded_patterns(u64::MAX));
+        let mut bytes = [0u8; 16];
+        bytes[0] = 0xab;
+        bytes[15] = 0x01;
+        assert_eq!(Hex128(&bytes).to_string(), "0x010000000000000000000000000000ab");
     }
 
     #[test]

@@ -303,7 +303,7 @@ fn teardown_frees_everything_and_names_the_far_ends() {
     let offered_by_d3 = tables[2].alloc_unbound(D1).unwrap();
     let (to_d3, _) = bind_interdomain(pair(&mut tables, 0, 2), &mut bits, offered_by_d3).unwrap();
     let loop_offer = tables[0].alloc_unbound(DomId::SELF).unwrap();
-    bind_interdomain(Pair::Same(&mut tables[0]), &mut bits, loop_offer).unwrap();
+    let _ = bind_interdomain(Pair::Same(&mut tables[0]), &mut bits, loop_offer).unwrap();
     tables[0].bind_virq(VIRQ_TIMER, 0).unwrap();
     tables[0].alloc_unbound(D3).unwrap();
     let mut far_ends = tables[0].close_all();
