@@ -135,12 +135,12 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::NullBench, "null-bench", Expectation::Poweroff, "time count= (default 1000) null hypercalls and bare syscalls with rdtsc"),
     (Action::Panic, "panic", Expectation::Crash, "panic!(\"deliberate\")"),
     (Action::Spin, "spin", Expectation::RunsForever, "loop forever"),
-    (Action::Counter, "counter", Expectation::Poweroff, "count without yielding; report every interval_ms= (default 100) of system time for duration_ms= (default 2000)"),
-    (Action::Sleep, "sleep", Expectation::Poweroff, "set_timer_op + block until ms= (default 50) of system time have passed; report how late"),
-    (Action::TimeMonotonic, "time-monotonic", Expectation::Poweroff, "read system time count= (default 10000) times, yielding every 16 reads; it must never decrease"),
-    (Action::Control, "control", Expectation::Poweroff, "control-domain script= lifecycle | cycles | list, through domctl"),
+    (Action::Counter, "counter", Expectation::Poweroff, "count without yielding, report every interval_ms= (100) of system time, stop after duration_ms= (2000)"),
+    (Action::Sleep, "sleep", Expectation::Poweroff, "set_timer_op + block until ms= (50) of system time passed; report how late"),
+    (Action::TimeMonotonic, "time-monotonic", Expectation::Poweroff, "read system time count= (10000) times, yielding every 16 reads; it must never decrease"),
+    (Action::Control, "control", Expectation::Poweroff, "control-domain script= (lifecycle, cycles, list) through domctl"),
     (Action::DomctlDenied, "domctl-denied", Expectation::Poweroff, "domctl pause d1, create, destroy d1 from a non-control domain (expect EPERM)"),
-    (Action::SseSwitch, "sse-switch", Expectation::Poweroff, "fill xmm0..xmm15 from value= (a seed), then count= (default 200) times yield and check them"),
+    (Action::SseSwitch, "sse-switch", Expectation::Poweroff, "fill xmm0..xmm15 from seed value=, then count= (200) times yield and check them"),
 ];
 
 impl Action {
@@ -233,6 +233,16 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ACTIONS.len(), "names are unique");
+    }
+
+    #[test]
+    fn announcements_fit_in_one_console_line() {
+        // `[<name up to 31>] I action <name>: <description> (expect: ...)`
+        // with its line end, within the runtime's 256-byte line buffer.
+        for &(_, name, expectation, description) in ACTIONS {
+            let line = std::format!("[{}] I action {name}: {description} (expect: {})", "n".repeat(31), expectation.describe());
+            assert!(line.len() < guest_runtime::console::LINE_BUFFER_BYTES, "{} bytes: {line}", line.len());
+        }
     }
 
     #[test]

@@ -10,8 +10,10 @@
 #![allow(unreachable_pub)]
 
 mod action;
+mod control;
 mod hostile;
 mod measure;
+mod timing;
 mod tiny;
 
 use guest_runtime::command_line::find;
@@ -23,9 +25,12 @@ use log::{error, info, warn};
 use xen_abi::hypercall;
 use xen_abi::layout::{pfn_to_address, RAM_BASE};
 
-use crate::action::{parse_count, Action};
+use guest_runtime::time::{self, sleep_until, system_time_ns};
+
+use crate::action::{number, parse_count, Action};
 use crate::hostile::{FLAG_ALIGNMENT_CHECK, FLAG_NESTED_TASK, FLAG_TRAP, HYPERVISOR_ADDRESS};
-use crate::measure::{Outcome, RegisterList};
+use crate::measure::{Hex128, Outcome, RegisterList};
+use crate::timing::{lateness, MonotonicCheck, Ticker, NS_PER_MS};
 
 guest_runtime::entry!(domain_main);
 
@@ -174,7 +179,155 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         Action::Spin => loop {
             core::hint::spin_loop();
         },
+        Action::Counter => counter(info),
+        Action::Sleep => sleep(info),
+        Action::TimeMonotonic => time_monotonic(info),
+        Action::Control => control::control(info),
+        Action::DomctlDenied => control::domctl_denied(info),
+        Action::SseSwitch => sse_switch(info),
     }
+}
+
+/// `key=` from the command line as a number in `min..=max`, or `None`
+/// after logging why not.
+fn argument(info: &StartInfo, key: &str, default: u64, min: u64, max: u64) -> Option<u64> {
+    number(info.command_line(), key, default, min, max).map_err(|problem| error!("{problem}")).ok()
+}
+
+/// Whether the hypervisor keeps `vcpu_time_info`; logs if not.
+fn clock_running(what: &str) -> bool {
+    let running = time::clock_running();
+    if !running {
+        error!("{what}: no system time: vcpu_time_info is not kept by the hypervisor");
+    }
+    running
+}
+
+/// Increments between two reads of the clock.
+const COUNTER_BATCH: u32 = 1024;
+
+/// Counts as fast as it can without ever yielding (so only preemption
+/// shares the CPU), reporting the count every `interval_ms=` of system time
+/// and stopping after `duration_ms=`.
+fn counter(info: &StartInfo) -> ShutdownReason {
+    let (Some(interval_ms), Some(duration_ms)) =
+        (argument(info, "interval_ms", 100, 1, 3_600_000), argument(info, "duration_ms", 2000, 1, 86_400_000))
+    else {
+        return ShutdownReason::Crash;
+    };
+    if !clock_running("counter") {
+        return ShutdownReason::Crash;
+    }
+    let start = system_time_ns();
+    let end = start.saturating_add(duration_ms * NS_PER_MS);
+    let mut ticker = Ticker::new(start, interval_ms * NS_PER_MS);
+    let mut count: u64 = 0;
+    loop {
+        for _ in 0..COUNTER_BATCH {
+            count = core::hint::black_box(count + 1);
+        }
+        let now = system_time_ns();
+        if now >= end {
+            info!("counter: done total={count} elapsed_ns={}", now - start);
+            return ShutdownReason::Poweroff;
+        }
+        if ticker.due(now) {
+            info!("counter: n={count} t={now}");
+        }
+    }
+}
+
+/// Sleeps `ms=` milliseconds on the one-shot timer and reports how late it
+/// woke.
+fn sleep(info: &StartInfo) -> ShutdownReason {
+    let Some(ms) = argument(info, "ms", 50, 0, 3_600_000) else {
+        return ShutdownReason::Crash;
+    };
+    if !clock_running("sleep") {
+        return ShutdownReason::Crash;
+    }
+    let before = system_time_ns();
+    let deadline = before.saturating_add(ms * NS_PER_MS);
+    let woke = match sleep_until(deadline) {
+        Ok(woke) => woke,
+        Err(errno) => {
+            error!("sleep: set_timer_op or block: result: {errno}");
+            return ShutdownReason::Crash;
+        }
+    };
+    let after = system_time_ns();
+    if after < before || woke < before {
+        error!("sleep: time went backwards: {before} ns before, {woke} ns at waking, {after} ns after");
+        return ShutdownReason::Crash;
+    }
+    info!("sleep: woke {} ns after the deadline (asked {ms} ms)", lateness(deadline, woke));
+    ShutdownReason::Poweroff
+}
+
+/// Reads between two yields in `time-monotonic`.
+const READS_PER_YIELD: u64 = 16;
+
+/// Reads system time `count=` times, yielding every few reads, and checks
+/// it never decreases.
+fn time_monotonic(info: &StartInfo) -> ShutdownReason {
+    let Some(count) = argument(info, "count", 10_000, 1, 1_000_000_000) else {
+        return ShutdownReason::Crash;
+    };
+    if !clock_running("time") {
+        return ShutdownReason::Crash;
+    }
+    if let Some(wall) = time::wall_clock() {
+        let (seconds, nanoseconds) = wall.at(system_time_ns());
+        info!("time: wall clock {seconds}.{nanoseconds:09} s since the epoch (at boot {}.{:09})", wall.seconds, wall.nanoseconds);
+    }
+    let mut check = MonotonicCheck::default();
+    let first = system_time_ns();
+    for read in 1..=count {
+        let now = system_time_ns();
+        if let Err((previous, now)) = check.record(now) {
+            error!("time: went backwards at read {read}: {previous} ns, then {now} ns");
+            return ShutdownReason::Crash;
+        }
+        if read % READS_PER_YIELD == 0 {
+            let _ = sched_yield();
+        }
+    }
+    info!("time: monotonic over {} reads", check.reads());
+    info!("time: {} ns of system time passed", system_time_ns().saturating_sub(first));
+    ShutdownReason::Poweroff
+}
+
+/// Fills xmm0..15 with values derived from `value=`, then `count=` times
+/// yields to whoever else runs and checks them.
+fn sse_switch(info: &StartInfo) -> ShutdownReason {
+    let (Some(seed), Some(count)) = (argument(info, "value", 1, 0, u64::MAX), argument(info, "count", 200, 1, 1_000_000_000)) else {
+        return ShutdownReason::Crash;
+    };
+    let patterns = measure::seeded_patterns(seed);
+    let mut found = [[0u8; 16]; 16];
+    let mut refused = None;
+    info!("sse-switch: seed {seed:#x}, xmm0 = {}", Hex128(&patterns[0]));
+    // From here to the last check nothing but the hypervisor may touch the
+    // vector registers (the kernel is soft-float).
+    hostile::load_vector_registers(&patterns);
+    for switch in 1..=count {
+        let result = hostile::yield_and_store_vector_registers(&mut found);
+        if result < 0 && refused.is_none() {
+            refused = Some(result);
+        }
+        let mask = measure::differing_registers(&patterns, &found);
+        if mask != 0 {
+            error!("sse-switch: registers differ after {switch} switches: {}", RegisterList(mask));
+            let first = mask.trailing_zeros() as usize;
+            error!("sse-switch: xmm{first} expected {} found {}", Hex128(&patterns[first]), Hex128(&found[first]));
+            return ShutdownReason::Crash;
+        }
+    }
+    if let Some(result) = refused {
+        warn!("sse-switch: sched_yield: result: {}", Outcome(result));
+    }
+    info!("sse-switch: intact after {count} switches");
+    ShutdownReason::Poweroff
 }
 
 /// Makes a hypercall whose arguments name none of our memory and logs
