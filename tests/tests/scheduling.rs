@@ -36,6 +36,7 @@ fn shares_follow_weights_and_a_spinner_cannot_starve_anyone() {
     // Stated tolerance: the heavy domain (weight 512) gets 2x the light one
     // (weight 256) within 25%, measured by the domains in system time.
     let ratio = heavy / light;
+    eprintln!("weights 256:512 -> counts {light} : {heavy}, ratio {ratio:.3}");
     assert!((1.5..=2.5).contains(&ratio), "heavy/light = {ratio:.2} (counts {heavy} / {light})\n{}", boot.tail(30));
 }
 
@@ -55,6 +56,7 @@ fn a_blocked_domain_wakes_at_its_deadline_even_beside_a_spinner() {
     // The wake-up boost: a spinning neighbour adds less than a time slice
     // (10 ms) to the sleeper's latency.
     let late = sleeper_late_ns(&beside);
+    eprintln!("sleeper woke {} ns late alone, {late} ns late beside a spinner", sleeper_late_ns(&alone));
     assert!(late < 10_000_000, "woke {late} ns late beside a spinner\n{}", beside.tail(20));
 }
 

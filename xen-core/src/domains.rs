@@ -581,7 +581,7 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
         let domain = &mut hypervisor.domains[index];
         domain.has_written = true;
         let after_ns = clock::now_ns().saturating_sub(domain.created_ns);
-        info!("{caller} ({}): first console output {} us after it was built", domain.name, after_ns / 1_000);
+        info!("{caller} ({}): first console output {after_ns} ns after its build began", domain.name);
     }
     let reschedule = match action {
         Action::Return(value) => {

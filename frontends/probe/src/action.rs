@@ -85,6 +85,8 @@ pub enum Action {
     Sse,
     /// Time null hypercalls against bare `syscall` round trips.
     NullBench,
+    /// Time `sched_op(yield)` round trips (run two: each yield switches).
+    YieldBench,
     /// `panic!`.
     Panic,
     /// Loop forever.
@@ -133,6 +135,7 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::BadSubop, "bad-subop", Expectation::Poweroff, "console_io cmd 77 and sched_op cmd 77 (expect ENOSYS or EINVAL)"),
     (Action::Sse, "sse", Expectation::Poweroff, "fill xmm0..xmm15, test_op CLOBBER_VECTOR_REGISTERS and sched_yield, compare"),
     (Action::NullBench, "null-bench", Expectation::Poweroff, "time count= (default 1000) null hypercalls and bare syscalls with rdtsc"),
+    (Action::YieldBench, "yield-bench", Expectation::Poweroff, "time count= (default 1000) yields with rdtsc (two of these ping-pong)"),
     (Action::Panic, "panic", Expectation::Crash, "panic!(\"deliberate\")"),
     (Action::Spin, "spin", Expectation::RunsForever, "loop forever"),
     (Action::Counter, "counter", Expectation::Poweroff, "count without yielding, report every interval_ms= (100) of system time, stop after duration_ms= (2000)"),

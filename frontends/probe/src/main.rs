@@ -175,6 +175,7 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         }
         Action::Sse => sse(),
         Action::NullBench => null_bench(info),
+        Action::YieldBench => yield_bench(info),
         Action::Panic => panic!("deliberate"),
         Action::Spin => loop {
             core::hint::spin_loop();
@@ -418,6 +419,27 @@ fn null_bench(info: &StartInfo) -> ShutdownReason {
     }
     let bare_cycles = measure::cycles_per_call(start, timestamp_counter(), count);
     info!("bench: null hypercall {null_cycles} cycles/call; bare syscall {bare_cycles} cycles/call; n={count}");
+    ShutdownReason::Poweroff
+}
+
+fn yield_bench(info: &StartInfo) -> ShutdownReason {
+    let count = match parse_count(find(info.command_line(), "count")) {
+        Ok(count) => count,
+        Err(problem) => {
+            error!("{problem}");
+            return ShutdownReason::Crash;
+        }
+    };
+    // Warm up, and let the partner reach its loop too.
+    for _ in 0..4 {
+        let _ = sched_yield();
+    }
+    let start = timestamp_counter();
+    for _ in 0..count {
+        let _ = sched_yield();
+    }
+    let cycles = measure::cycles_per_call(start, timestamp_counter(), count);
+    info!("bench: yield round trip {cycles} cycles; n={count}");
     ShutdownReason::Poweroff
 }
 
