@@ -12,6 +12,8 @@ use xen_abi::start_info::{self, fill_text, StartInfo};
 use xen_abi::{DomId, GuestAddress};
 
 use crate::elf_loader::{self, ElfError, LoadPlan};
+use crate::event_channel::EventChannels;
+use crate::grant_table::{ActiveGrants, Maptrack};
 use crate::frame_allocator::Frame;
 use crate::guest_console::GuestConsole;
 use crate::page_table::{flags, AddressSpace, MapError, TableMemory, PAGE_4K};
@@ -108,6 +110,8 @@ pub enum BuildError {
     },
     /// A mapping could not be made.
     Map(MapError),
+    /// The hypervisor's own grant limits are out of range (a build bug).
+    Limits,
 }
 
 impl core::fmt::Display for BuildError {
@@ -125,6 +129,7 @@ impl core::fmt::Display for BuildError {
                 "does not fit in memory: needs {needed_frames} frames, {free_frames} free"
             ),
             BuildError::Map(error) => write!(f, "mapping failed: {error}"),
+            BuildError::Limits => write!(f, "grant-table limits out of range"),
         }
     }
 }
@@ -179,7 +184,20 @@ pub struct Domain {
     pub created_ns: u64,
     /// Whether it has written to its console yet.
     pub has_written: bool,
+    /// Its event-channel ports.
+    pub events: EventChannels,
+    /// Foreign grants it has mapped (the mapper's side).
+    pub maptrack: Maptrack,
+    /// Its own grants in use by others (the granter's side).
+    pub active_grants: ActiveGrants,
+    /// Frames teardown kept back because another domain still maps them.
+    pub held_frames: Vec<Frame>,
 }
+
+/// Foreign grants a domain may map at once.
+pub const MAPTRACK_ENTRIES: u32 = 1024;
+/// Grant entries of a domain's table (one page of v1 entries).
+pub const GRANT_ENTRIES: u32 = (xen_abi::grant_table::ENTRIES_PER_PAGE as u64 * layout::GRANT_TABLE_PAGES) as u32;
 
 /// Leaf flags for a page of domain RAM.
 fn ram_page_flags(pfn: u64, plan: &LoadPlan) -> u64 {
@@ -220,6 +238,8 @@ impl Domain {
             return Err(BuildError::BadMemorySize(memory));
         }
         let plan = elf_loader::plan(image, memory).map_err(BuildError::Image)?;
+        let maptrack = Maptrack::new(MAPTRACK_ENTRIES).ok_or(BuildError::Limits)?;
+        let active_grants = ActiveGrants::new(GRANT_ENTRIES).ok_or(BuildError::Limits)?;
         let nr_pages = memory / PAGE_SIZE;
         let needed_frames = nr_pages + nr_pages / 512 + 16 + hypervisor_mappings.len() as u64 / 512;
         let free_frames = machine.free_frame_count();
@@ -263,6 +283,10 @@ impl Domain {
             weight: 0,
             created_ns: now_ns,
             has_written: false,
+            events: EventChannels::new(id),
+            maptrack,
+            active_grants,
+            held_frames: Vec::new(),
         });
         let _ = domain.name.push_str(spec.name.get(..spec.name.len().min(31)).unwrap_or(""));
         let _ = domain.seclabel.push_str(spec.seclabel.get(..spec.seclabel.len().min(63)).unwrap_or(""));
@@ -381,9 +405,12 @@ impl Domain {
     /// Returns up to `budget` RAM frames, scrubbed (teardown in bounded
     /// steps, so destroying a large domain never stalls the others). True
     /// when no RAM is left; the page tables go with [`Domain::destroy`].
+    /// Frames another domain still maps (granted and pinned) are not freed
+    /// but kept in `held_frames` until their last unmap.
     pub fn release_some(&mut self, machine: &mut impl MachineMemory, budget: usize) -> bool {
         for _ in 0..budget {
             match self.p2m.pop() {
+                Some(frame) if self.active_grants.is_frame_pinned(frame) => self.held_frames.push(frame),
                 Some(frame) => {
                     machine.free_frame(frame);
                     self.released_frames += 1;
@@ -402,6 +429,7 @@ impl Domain {
         for frame in domain.p2m {
             machine.free_frame(frame);
         }
+        // Held frames were handed over to the caller (see `release_some`).
         let mut tables: Vec<Frame> = Vec::new();
         domain.space.free_tables(machine, &mut |frame| tables.push(frame));
         let table_frames = tables.len() as u64;

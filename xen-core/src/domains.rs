@@ -32,6 +32,8 @@ use crate::arch::{apic, cpu, entry, fpu, percpu, physical};
 use crate::clock;
 use crate::start::{FRAMES, LOGGER};
 
+mod channels;
+
 /// Most domains at once.
 pub const MAX_DOMAINS: usize = 16;
 /// Frames scrubbed and freed per teardown step.
@@ -52,6 +54,8 @@ struct Hypervisor {
     lapic_hz: u64,
     /// Wall-clock seconds and nanoseconds at system time zero.
     wall_clock: (u64, u32),
+    /// Dead granters' frames still mapped by others.
+    orphans: heapless::Vec<channels::Orphan, MAX_DOMAINS>,
 }
 
 static HYPERVISOR: spin::Mutex<Option<Hypervisor>> = spin::Mutex::new(None);
@@ -162,6 +166,7 @@ impl Hypervisor {
 
     /// One bounded step of tearing down `id`. True when it is gone.
     fn teardown_step(&mut self, id: DomId) -> bool {
+        self.release_channels(id);
         let Some(index) = self.index_of(id) else { return true };
         let finished = {
             let mut frames = FRAMES.lock();
@@ -180,6 +185,7 @@ impl Hypervisor {
             domain.console.flush(&mut |line| LOGGER.write_line(line));
         }
         let name = domain.name.clone();
+        self.adopt_orphan(&mut domain);
         let teardown = {
             let mut frames = FRAMES.lock();
             let mut machine = DirectMapMachine { frames: &mut frames };
@@ -189,6 +195,15 @@ impl Hypervisor {
             "{id} ({name}): torn down: {} RAM frames and {} page-table frames scrubbed and freed",
             teardown.ram_frames, teardown.table_frames
         );
+        // Tell the control domain (VIRQ_DOM_EXC), as Xen does.
+        let control = self
+            .domains
+            .iter()
+            .find(|domain| domain.flags & xen_abi::start_info::flags::CONTROL_DOMAIN != 0)
+            .map(|domain| domain.id);
+        if let Some(control) = control {
+            self.raise_virq(control, xen_abi::timer::VIRQ_DOM_EXC);
+        }
         self.report_health();
         true
     }
@@ -197,7 +212,7 @@ impl Hypervisor {
         let free = FRAMES.lock().counts().free;
         let heap = heap_in_use();
         let (baseline_free, baseline_heap) = self.baseline;
-        if self.domains.is_empty() {
+        if self.domains.is_empty() && self.orphans.is_empty() {
             if free == baseline_free && heap == baseline_heap {
                 info!("health: no domains left; frames free {free} (baseline {baseline_free}), heap {heap} bytes in use (baseline {baseline_heap}): ok");
             } else {
@@ -222,7 +237,13 @@ impl Hypervisor {
     fn schedule(&mut self, frame: &mut TrapFrame) -> Next {
         let (tsc, now) = clock::now_with_tsc();
         self.scheduler.account(now);
-        self.scheduler.expire_timers(now, &mut |_| {});
+        let mut fired: heapless::Vec<DomId, MAX_DOMAINS> = heapless::Vec::new();
+        self.scheduler.expire_timers(now, &mut |id| {
+            let _ = fired.push(id);
+        });
+        for id in fired {
+            self.raise_virq(id, xen_abi::timer::VIRQ_TIMER);
+        }
         // One bounded teardown step for each dying domain.
         let dying: heapless::Vec<DomId, MAX_DOMAINS> = self
             .domains
@@ -313,6 +334,7 @@ pub fn start(bundle_bytes: Option<&'static [u8]>, testing: bool, on_idle: IdleAc
         next_id: 1,
         lapic_hz,
         wall_clock,
+        orphans: heapless::Vec::new(),
     });
     let Some(bytes) = bundle_bytes else {
         info!("domains: no boot bundle (no multiboot module): nothing to build");
@@ -595,9 +617,29 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
         }
         Action::Block => {
             frame.rax = 0;
-            let _ = hypervisor.scheduler.set_state(caller, RunState::Blocked);
+            // Xen's rule: block returns at once if an event is already waiting.
+            if hypervisor.has_pending_event(caller) {
+                false
+            } else {
+                let _ = hypervisor.scheduler.set_state(caller, RunState::Blocked);
+                true
+            }
+        }
+        Action::EventChannel(operation, address) => {
+            frame.rax = hypervisor.event_channel_op(caller, operation, address) as u64;
+            // A send may have woken a domain that should run first.
             true
         }
+        Action::GrantTable(operation, address, count) => match hypervisor.grant_table_op(caller, frame, operation, address, count) {
+            Ok(value) => {
+                frame.rax = value as u64;
+                false
+            }
+            Err(()) => {
+                let _ = hypervisor.scheduler.yield_now(caller);
+                true
+            }
+        },
         Action::ClobberVectorState => {
             let domain = &mut hypervisor.domains[index];
             fpu::save(&mut domain.vector_state);

@@ -34,6 +34,11 @@ pub enum Action {
     /// A checked `domctl` from the control domain; its block is at this
     /// guest address (written back with the results).
     Domctl(Command, u64, Box<[u8; xen_abi::domctl::SIZE]>),
+    /// `event_channel_op`: sub-operation and the guest address of its
+    /// argument block (the hypervisor, which can reach both ends, acts).
+    EventChannel(u64, u64),
+    /// `grant_table_op`: sub-operation, guest address of the array, count.
+    GrantTable(u64, u64, u64),
 }
 
 /// What the dispatcher needs from its surroundings.
@@ -66,6 +71,8 @@ pub fn dispatch(domain: &mut Domain, machine: &impl MachineMemory, frame: &TrapF
         hypercall::CONSOLE_IO => console_io(domain, machine, arguments, context),
         hypercall::SCHED_OP => sched_op(domain, machine, arguments),
         hypercall::SET_TIMER_OP => Action::SetTimer((arguments[0] != 0).then_some(arguments[0])),
+        hypercall::EVENT_CHANNEL_OP => Action::EventChannel(arguments[0], arguments[1]),
+        hypercall::GRANT_TABLE_OP => Action::GrantTable(arguments[0], arguments[1], arguments[2]),
         hypercall::DOMCTL => {
             // Only the control domain (the policy takes this decision over).
             if domain.flags & start_flags::CONTROL_DOMAIN == 0 {

@@ -28,3 +28,4 @@ pub mod wall_clock;
 pub mod domctl;
 pub mod event_channel;
 pub mod grant_table;
+pub mod policy;

@@ -199,6 +199,27 @@ impl AddressSpace {
         walk(memory, self.root, 3, free);
     }
 
+    /// Removes the 4 KiB mapping at `virtual_address`; returns the physical
+    /// address it mapped. The caller flushes the TLB of any CPU that may
+    /// hold the translation before reusing the frame.
+    pub fn unmap(&mut self, memory: &mut impl TableMemory, virtual_address: u64) -> Option<u64> {
+        let mut table = self.root;
+        for level in (1..=3).rev() {
+            let entry = memory.read_entry(table, index(virtual_address, level));
+            if entry & flags::PRESENT == 0 || entry & flags::HUGE != 0 {
+                return None;
+            }
+            table = Frame::containing(entry & flags::ADDRESS_MASK);
+        }
+        let slot = index(virtual_address, 0);
+        let entry = memory.read_entry(table, slot);
+        if entry & flags::PRESENT == 0 {
+            return None;
+        }
+        memory.write_entry(table, slot, 0);
+        Some(entry & flags::ADDRESS_MASK)
+    }
+
     /// The physical address and leaf flags a virtual address translates to.
     pub fn translate(&self, memory: &impl TableMemory, virtual_address: u64) -> Option<(u64, u64)> {
         let mut table = self.root;
@@ -291,6 +312,20 @@ mod tests {
         assert_ne!(pml4_entry & flags::USER, 0);
         let (_, supervisor_leaf) = space.translate(&memory, 0x40_0000).unwrap();
         assert_eq!(supervisor_leaf & flags::USER, 0);
+    }
+
+    #[test]
+    fn unmap_removes_only_that_page() {
+        let mut memory = memory();
+        let mut space = AddressSpace::new(&mut memory).unwrap();
+        space.map(&mut memory, 0x8000_0000, 0x1234_5000, PAGE_4K, flags::USER).unwrap();
+        space.map(&mut memory, 0x8000_1000, 0x1234_6000, PAGE_4K, flags::USER).unwrap();
+        assert_eq!(space.unmap(&mut memory, 0x8000_0000), Some(0x1234_5000));
+        assert_eq!(space.translate(&memory, 0x8000_0000), None);
+        assert!(space.translate(&memory, 0x8000_1000).is_some());
+        assert_eq!(space.unmap(&mut memory, 0x8000_0000), None);
+        assert_eq!(space.unmap(&mut memory, 0x9000_0000), None);
+        space.map(&mut memory, 0x8000_0000, 0x1234_7000, PAGE_4K, flags::USER).unwrap();
     }
 
     #[test]

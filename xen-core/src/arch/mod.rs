@@ -17,4 +17,5 @@ pub mod physical;
 pub mod pic;
 pub mod selftest;
 pub mod serial;
+pub mod shared;
 pub mod traps;

@@ -179,3 +179,9 @@ fn teardown_in_bounded_steps_returns_everything() {
     assert_eq!(teardown, Teardown { ram_frames: 512, table_frames: tables });
     assert_eq!(machine.free_frame_count(), 1200);
 }
+
+#[test]
+fn grant_and_maptrack_sizes_are_valid() {
+    assert!(Maptrack::new(MAPTRACK_ENTRIES).is_some());
+    assert!(ActiveGrants::new(GRANT_ENTRIES).is_some());
+}

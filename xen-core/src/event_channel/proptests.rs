@@ -7,12 +7,14 @@ use super::*;
 use proptest::prelude::*;
 
 /// Small tables, so exhaustion happens often.
-const MAX_PORTS: u32 = 12;
+const MAX_PORTS: u32 = 8;
 
 #[derive(Clone, Debug)]
 enum Operation {
     AllocUnbound { domain: usize, remote: usize },
     Bind { domain: usize, remote: usize, port: u32 },
+    /// Binds a port the remote really offered to this domain, if any.
+    BindOffered { domain: usize, remote: usize, pick: prop::sample::Index },
     BindVirq { domain: usize, virq: u32 },
     Close { domain: usize, port: u32 },
     Send { domain: usize, port: u32 },
@@ -28,6 +30,8 @@ fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         3 => (domain.clone(), 0usize..3).prop_map(|(domain, remote)| Operation::AllocUnbound { domain, remote }),
         4 => (domain.clone(), 0usize..3, port.clone()).prop_map(|(domain, remote, port)| Operation::Bind { domain, remote, port }),
+        4 => (domain.clone(), 0usize..3, any::<prop::sample::Index>())
+            .prop_map(|(domain, remote, pick)| Operation::BindOffered { domain, remote, pick }),
         1 => (domain.clone(), 0u32..4).prop_map(|(domain, virq)| Operation::BindVirq { domain, virq }),
         3 => (domain.clone(), port.clone()).prop_map(|(domain, port)| Operation::Close { domain, port }),
         3 => (domain.clone(), port.clone()).prop_map(|(domain, port)| Operation::Send { domain, port }),
@@ -75,6 +79,18 @@ impl World {
                 let result = bind_interdomain(pair(&mut self.tables, domain, remote), &mut self.pages[domain], Port(port));
                 if let Ok((local, _)) = result {
                     assert!(self.pages[domain].is_pending(local));
+                }
+            }
+            Operation::BindOffered { domain, remote, pick } => {
+                let offered: Vec<Port> = self.tables[remote]
+                    .bound_ports()
+                    .filter(|(_, state)| *state == PortState::Unbound { remote: id(domain) })
+                    .map(|(port, _)| port)
+                    .collect();
+                if !offered.is_empty() {
+                    let port = *pick.get(&offered);
+                    let result = bind_interdomain(pair(&mut self.tables, domain, remote), &mut self.pages[domain], port);
+                    assert!(matches!(result, Ok(_) | Err(EventError::NoFreePort)), "{result:?}");
                 }
             }
             Operation::BindVirq { domain, virq } => {
@@ -137,7 +153,7 @@ impl World {
 
 proptest! {
     #[test]
-    fn random_operations_keep_channels_consistent(operations in proptest::collection::vec(operation(), 1..120)) {
+    fn random_operations_keep_channels_consistent(operations in proptest::collection::vec(operation(), 1..200)) {
         let mut world = World::new();
         for operation in operations {
             world.apply(operation);

@@ -36,7 +36,7 @@ fn null_version_and_unknown_numbers() {
     assert_eq!(call(&mut domain, &machine, false, [hypercall::NULL, 0, 0, 0, 0, 0]).0, Action::Return(0));
     assert_eq!(call(&mut domain, &machine, false, [hypercall::XEN_VERSION, 0, 0, 0, 0, 0]).0, Action::Return(VERSION));
     assert_eq!(call(&mut domain, &machine, false, [hypercall::XEN_VERSION, 9, 0, 0, 0, 0]).0, Action::Return(-errno::ENOSYS));
-    for number in [63, 64, 9999, u64::MAX, hypercall::GRANT_TABLE_OP] {
+    for number in [63, 64, 9999, u64::MAX, hypercall::PHYSDEV_OP] {
         assert_eq!(call(&mut domain, &machine, false, [number, 0, 0, 0, 0, 0]).0, Action::Return(-errno::ENOSYS), "{number}");
     }
     assert_eq!(domain.hypercalls, 8);

@@ -1,0 +1,431 @@
+//! `event_channel_op` and `grant_table_op`: the operations that reach two
+//! domains at once. The checks and state machines are the library's
+//! (`event_channel`, `grant_table`); this module finds the domains, copies
+//! each argument block in once, applies the result and writes it back.
+
+use alloc::boxed::Box;
+
+use xen_abi::event_channel as abi;
+use xen_abi::grant_table::{self as gnt, status};
+use xen_abi::{errno, layout, DomId, GuestAddress};
+use xen_core::domain::Domain;
+use xen_core::event_channel::{self, Delivery, Pair, Port};
+use xen_core::frame_allocator::Frame;
+use xen_core::grant_table::{self, ActiveGrants, BatchOutcome, CopyRequest, DetachedEntries, GrantHandle, GrantRef, Granter, GranterAccess, Pin};
+use xen_core::page_table::{flags, PAGE_4K};
+use xen_core::scheduler::RunState;
+use xen_core::trap::TrapFrame;
+
+use super::Hypervisor;
+use crate::arch::machine::DirectMapMachine;
+use crate::arch::physical;
+use crate::arch::shared::{GrantTablePage, SharedInfoPage};
+use crate::start::FRAMES;
+
+/// Frames of a dead granter that other domains still map, with its pins:
+/// each is freed at its last unmap.
+pub struct Orphan {
+    /// The dead granter.
+    pub id: DomId,
+    /// Its pins.
+    pub active: ActiveGrants,
+    /// Its frames still mapped elsewhere.
+    pub held: alloc::vec::Vec<Frame>,
+}
+
+fn shared_info(domain: &Domain) -> Option<SharedInfoPage> {
+    domain.frame(layout::SHARED_INFO_PFN).map(SharedInfoPage)
+}
+
+fn grant_page(domain: &Domain) -> Option<GrantTablePage> {
+    domain.frame(layout::GRANT_TABLE_PFN).map(GrantTablePage)
+}
+
+/// Two distinct domains of the table, mutably.
+fn two_mut(domains: &mut [Box<Domain>], first: usize, second: usize) -> (&mut Domain, &mut Domain) {
+    if first < second {
+        let (low, high) = domains.split_at_mut(second);
+        (&mut low[first], &mut high[0])
+    } else {
+        let (low, high) = domains.split_at_mut(first);
+        (&mut high[0], &mut low[second])
+    }
+}
+
+fn read_block<const N: usize>(hypervisor: &Hypervisor, caller: usize, address: u64) -> Result<[u8; N], i64> {
+    let mut block = [0u8; N];
+    let mut frames = FRAMES.lock();
+    let machine = DirectMapMachine { frames: &mut frames };
+    hypervisor.domains[caller].copy_from_guest(&machine, GuestAddress(address), &mut block).map_err(|_| errno::EFAULT)?;
+    Ok(block)
+}
+
+fn write_block(hypervisor: &Hypervisor, caller: usize, address: u64, block: &[u8]) -> Result<(), i64> {
+    let mut frames = FRAMES.lock();
+    let mut machine = DirectMapMachine { frames: &mut frames };
+    hypervisor.domains[caller].write_guest(&mut machine, address, block).map_err(|_| errno::EFAULT)
+}
+
+fn u16_at(block: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([block[at], block[at + 1]])
+}
+fn u32_at(block: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]])
+}
+fn u64_at(block: &[u8], at: usize) -> u64 {
+    u64::from(u32_at(block, at)) | u64::from(u32_at(block, at + 4)) << 32
+}
+
+impl Hypervisor {
+    /// Wakes `id` if it is blocked.
+    fn wake(&mut self, id: DomId) {
+        if self.scheduler.entry(id).is_some_and(|entry| entry.state == RunState::Blocked) {
+            let _ = self.scheduler.set_state(id, RunState::Runnable);
+        }
+    }
+
+    /// Raises `port` of `target` and wakes it if the event is deliverable.
+    fn raise(&mut self, target: DomId, port: Port) {
+        let Some(index) = self.index_of(target) else { return };
+        let Some(mut bits) = shared_info(&self.domains[index]) else { return };
+        if event_channel::raise(&mut bits, port).wakes() {
+            self.wake(target);
+        }
+    }
+
+    /// Raises `virq` of `target`, if it bound a port to it.
+    pub(super) fn raise_virq(&mut self, target: DomId, virq: u32) {
+        let port = self.index_of(target).and_then(|index| self.domains[index].events.virq_port(virq));
+        if let Some(port) = port {
+            self.raise(target, port);
+        }
+    }
+
+    /// Whether `id` has an event waiting (so `block` returns at once).
+    pub(super) fn has_pending_event(&self, id: DomId) -> bool {
+        self.index_of(id).and_then(|index| shared_info(&self.domains[index])).is_some_and(|page| page.upcall_pending())
+    }
+
+    /// `event_channel_op`: returns 0 or a negative errno.
+    pub(super) fn event_channel_op(&mut self, caller: DomId, operation: u64, address: u64) -> i64 {
+        match self.event_channel_op_inner(caller, operation, address) {
+            Ok(value) => value,
+            Err(code) => -code,
+        }
+    }
+
+    fn event_channel_op_inner(&mut self, caller: DomId, operation: u64, address: u64) -> Result<i64, i64> {
+        let me = self.index_of(caller).ok_or(errno::ESRCH)?;
+        let resolve = |id: u16| if DomId(id) == DomId::SELF { caller } else { DomId(id) };
+        match operation {
+            abi::ALLOC_UNBOUND => {
+                let mut block: [u8; abi::alloc_unbound::SIZE] = read_block(self, me, address)?;
+                if resolve(u16_at(&block, abi::alloc_unbound::DOM)) != caller {
+                    return Err(errno::EPERM);
+                }
+                let remote = resolve(u16_at(&block, abi::alloc_unbound::REMOTE_DOM));
+                if self.index_of(remote).is_none() {
+                    return Err(errno::ESRCH);
+                }
+                let port = self.domains[me].events.alloc_unbound(remote).map_err(|error| error.errno())?;
+                block[abi::alloc_unbound::PORT..][..4].copy_from_slice(&port.0.to_le_bytes());
+                write_block(self, me, address, &block)?;
+                Ok(0)
+            }
+            abi::BIND_INTERDOMAIN => {
+                let mut block: [u8; abi::bind_interdomain::SIZE] = read_block(self, me, address)?;
+                let remote = resolve(u16_at(&block, abi::bind_interdomain::REMOTE_DOM));
+                let remote_port = Port(u32_at(&block, abi::bind_interdomain::REMOTE_PORT));
+                let other = self.index_of(remote).ok_or(errno::ESRCH)?;
+                let mut bits = shared_info(&self.domains[me]).ok_or(errno::EFAULT)?;
+                let result = if other == me {
+                    event_channel::bind_interdomain(Pair::Same(&mut self.domains[me].events), &mut bits, remote_port)
+                } else {
+                    let (local, remote_domain) = two_mut(&mut self.domains, me, other);
+                    event_channel::bind_interdomain(Pair::Two { local: &mut local.events, remote: &mut remote_domain.events }, &mut bits, remote_port)
+                };
+                let (port, _delivery) = result.map_err(|error| error.errno())?;
+                block[abi::bind_interdomain::LOCAL_PORT..][..4].copy_from_slice(&port.0.to_le_bytes());
+                write_block(self, me, address, &block)?;
+                Ok(0)
+            }
+            abi::BIND_VIRQ => {
+                let mut block: [u8; abi::bind_virq::SIZE] = read_block(self, me, address)?;
+                let virq = u32_at(&block, abi::bind_virq::VIRQ);
+                let vcpu = u32_at(&block, abi::bind_virq::VCPU);
+                let port = self.domains[me].events.bind_virq(virq, vcpu).map_err(|error| error.errno())?;
+                block[abi::bind_virq::PORT..][..4].copy_from_slice(&port.0.to_le_bytes());
+                write_block(self, me, address, &block)?;
+                Ok(0)
+            }
+            abi::SEND => {
+                let block: [u8; abi::port_only::SIZE] = read_block(self, me, address)?;
+                let port = Port(u32_at(&block, abi::port_only::PORT));
+                if let Some((target, target_port)) = self.domains[me].events.send(port).map_err(|error| error.errno())? {
+                    self.raise(target, target_port);
+                }
+                Ok(0)
+            }
+            abi::CLOSE => {
+                let block: [u8; abi::port_only::SIZE] = read_block(self, me, address)?;
+                let port = Port(u32_at(&block, abi::port_only::PORT));
+                let peer = self.domains[me].events.peer(port).and_then(|peer| self.index_of(peer));
+                let mut bits = shared_info(&self.domains[me]).ok_or(errno::EFAULT)?;
+                let result = match peer {
+                    Some(other) if other != me => {
+                        let (local, remote) = two_mut(&mut self.domains, me, other);
+                        event_channel::close(Pair::Two { local: &mut local.events, remote: &mut remote.events }, &mut bits, port)
+                    }
+                    _ => event_channel::close(Pair::Same(&mut self.domains[me].events), &mut bits, port),
+                };
+                result.map_err(|error| error.errno())?;
+                Ok(0)
+            }
+            abi::STATUS => {
+                let mut block: [u8; abi::status::SIZE] = read_block(self, me, address)?;
+                if resolve(u16_at(&block, abi::status::DOM)) != caller {
+                    return Err(errno::EPERM);
+                }
+                let port = Port(u32_at(&block, abi::status::PORT));
+                let port_status = self.domains[me].events.status(port).map_err(|error| error.errno())?;
+                port_status.encode(&mut block);
+                write_block(self, me, address, &block)?;
+                Ok(0)
+            }
+            abi::UNMASK => {
+                let block: [u8; abi::port_only::SIZE] = read_block(self, me, address)?;
+                let port = Port(u32_at(&block, abi::port_only::PORT));
+                let mut bits = shared_info(&self.domains[me]).ok_or(errno::EFAULT)?;
+                let _: Delivery = self.domains[me].events.unmask(&mut bits, port).map_err(|error| error.errno())?;
+                Ok(0)
+            }
+            _ => Err(errno::ENOSYS),
+        }
+    }
+
+    /// Releases a pin on `granter`'s ref, whether the granter is alive or
+    /// an orphan; frees an orphan's frame at its last release.
+    fn release_pin(&mut self, pin: Pin) {
+        let granter = pin.granter();
+        if let Some(index) = self.index_of(granter) {
+            let domain = &mut self.domains[index];
+            let Some(mut page) = grant_page(domain) else { return };
+            let mut view = Granter { id: granter, entries: &mut page, active: &mut domain.active_grants, p2m: &domain.p2m };
+            let _ = grant_table::release(&mut view, pin);
+            return;
+        }
+        let Some(position) = self.orphans.iter().position(|orphan| orphan.id == granter) else { return };
+        let orphan = &mut self.orphans[position];
+        let mut detached = DetachedEntries;
+        let mut view = Granter { id: granter, entries: &mut detached, active: &mut orphan.active, p2m: &[] };
+        if let Ok(released) = grant_table::release(&mut view, pin) {
+            if released.frame_unpinned {
+                if let Some(held) = orphan.held.iter().position(|frame| *frame == released.frame) {
+                    let frame = orphan.held.swap_remove(held);
+                    let mut frames = FRAMES.lock();
+                    physical::zero_frame(frame);
+                    let _ = frames.free(frame);
+                }
+            }
+        }
+        if self.orphans[position].held.is_empty() {
+            self.orphans.swap_remove(position);
+            log::info!("{granter}: the last frame it granted was unmapped and freed");
+        }
+    }
+
+    /// Closes a dying domain's channels (the other ends become unbound) and
+    /// releases every grant it mapped.
+    pub(super) fn release_channels(&mut self, id: DomId) {
+        let Some(index) = self.index_of(id) else { return };
+        let closed = self.domains[index].events.close_all();
+        for (remote, remote_port, our_port) in closed {
+            if let Some(other) = self.index_of(remote) {
+                self.domains[other].events.peer_closed(remote_port, id, our_port);
+            }
+        }
+        let mapped = self.domains[index].maptrack.drain();
+        for entry in mapped {
+            self.release_pin(entry.pin);
+        }
+    }
+
+    /// Keeps a dead granter's still-mapped frames until their last unmap.
+    pub(super) fn adopt_orphan(&mut self, domain: &mut Domain) {
+        if domain.held_frames.is_empty() {
+            return;
+        }
+        let Some(empty) = ActiveGrants::new(1) else { return };
+        let held = core::mem::take(&mut domain.held_frames);
+        let active = core::mem::replace(&mut domain.active_grants, empty);
+        log::info!("{}: {} granted frame(s) still mapped elsewhere: kept until unmapped", domain.id, held.len());
+        if self.orphans.push(Orphan { id: domain.id, active, held }).is_err() {
+            log::error!("{}: too many orphans; its still-mapped frames leak", domain.id);
+        }
+    }
+
+    /// `grant_table_op`: processes a batch (each entry reports its own
+    /// status); `Err(())` asks for a continuation.
+    pub(super) fn grant_table_op(&mut self, caller: DomId, frame: &mut TrapFrame, operation: u64, address: u64, count: u64) -> Result<i64, ()> {
+        let Some(me) = self.index_of(caller) else { return Ok(-errno::ESRCH) };
+        let size = match operation {
+            gnt::MAP_GRANT_REF => gnt::map_grant_ref::SIZE,
+            gnt::UNMAP_GRANT_REF => gnt::unmap_grant_ref::SIZE,
+            gnt::COPY => gnt::copy::SIZE,
+            gnt::QUERY_SIZE => {
+                let mut block: [u8; gnt::setup_table::QUERY_SIZE_SIZE] = match read_block(self, me, address) {
+                    Ok(block) => block,
+                    Err(code) => return Ok(-code),
+                };
+                block[4..8].copy_from_slice(&(layout::GRANT_TABLE_PAGES as u32).to_le_bytes());
+                block[8..12].copy_from_slice(&(layout::GRANT_TABLE_PAGES as u32).to_le_bytes());
+                block[12..14].copy_from_slice(&status::OKAY.to_le_bytes());
+                return Ok(write_block(self, me, address, &block).map_or(-errno::EFAULT, |()| 0));
+            }
+            _ => return Ok(-errno::ENOSYS),
+        };
+        if count == 0 || count > u64::from(u32::MAX) {
+            return Ok(-errno::EINVAL);
+        }
+        let outcome = grant_table::run_batch(0, count as u32, grant_table::BATCH_BUDGET, |index| {
+            let at = address.checked_add(u64::from(index) * size as u64).ok_or(errno::EFAULT)?;
+            match operation {
+                gnt::MAP_GRANT_REF => self.map_one(caller, at),
+                gnt::UNMAP_GRANT_REF => self.unmap_one(caller, at),
+                _ => self.copy_one(caller, at),
+            }
+        });
+        match outcome {
+            BatchOutcome::Finished => Ok(0),
+            BatchOutcome::Aborted { errno: code, .. } => Ok(-code),
+            BatchOutcome::Continue { next } => {
+                // Xen's continuation: re-execute with the rest of the batch.
+                frame.rsi = address + u64::from(next) * size as u64;
+                frame.rdx = count - u64::from(next);
+                frame.rip -= 2;
+                Err(())
+            }
+        }
+    }
+
+    fn map_one(&mut self, caller: DomId, at: u64) -> Result<(), i64> {
+        let me = self.index_of(caller).ok_or(errno::ESRCH)?;
+        let mut block: [u8; gnt::map_grant_ref::SIZE] = read_block(self, me, at)?;
+        let map_flags = u32_at(&block, gnt::map_grant_ref::FLAGS);
+        let reference = GrantRef(u32_at(&block, gnt::map_grant_ref::REF));
+        let dom = u16_at(&block, gnt::map_grant_ref::DOM);
+        let granter = if DomId(dom) == DomId::SELF { caller } else { DomId(dom) };
+        let result = match self.index_of(granter) {
+            None => Err(status::BAD_DOMAIN),
+            Some(other) if other == me => {
+                let domain = &mut self.domains[me];
+                match grant_page(domain) {
+                    Some(mut page) => {
+                        let mut view = Granter { id: granter, entries: &mut page, active: &mut domain.active_grants, p2m: &domain.p2m };
+                        grant_table::map(caller, &mut domain.maptrack, &mut view, reference, map_flags)
+                    }
+                    None => Err(status::GENERAL_ERROR),
+                }
+            }
+            Some(other) => {
+                let (mapper, owner) = two_mut(&mut self.domains, me, other);
+                match grant_page(owner) {
+                    Some(mut page) => {
+                        let mut view = Granter { id: granter, entries: &mut page, active: &mut owner.active_grants, p2m: &owner.p2m };
+                        grant_table::map(caller, &mut mapper.maptrack, &mut view, reference, map_flags)
+                    }
+                    None => Err(status::GENERAL_ERROR),
+                }
+            }
+        };
+        let (code, host_address, handle, bus_address) = match result {
+            Ok(mapping) => {
+                let mut code = status::OKAY;
+                if let Some(address) = mapping.guest_address {
+                    let leaf = flags::USER | flags::NO_EXECUTE | if mapping.readonly { 0 } else { flags::WRITABLE };
+                    let installed = {
+                        let mut frames = FRAMES.lock();
+                        let mut machine = DirectMapMachine { frames: &mut frames };
+                        let domain = &mut self.domains[me];
+                        domain.space.map(&mut machine, address, mapping.frame.address(), PAGE_4K, leaf)
+                    };
+                    if installed.is_err() {
+                        // Undo: nothing stays pinned for a mapping that failed.
+                        if let Ok(entry) = self.domains[me].maptrack.remove(mapping.handle, address) {
+                            self.release_pin(entry.pin);
+                        }
+                        code = status::GENERAL_ERROR;
+                    }
+                }
+                if code == status::OKAY {
+                    (code, mapping.guest_address.unwrap_or(0), mapping.handle.0, mapping.bus_address.unwrap_or(0))
+                } else {
+                    (code, 0, 0, 0)
+                }
+            }
+            Err(code) => (code, 0, 0, 0),
+        };
+        block[gnt::map_grant_ref::HOST_ADDR..][..8].copy_from_slice(&host_address.to_le_bytes());
+        block[gnt::map_grant_ref::STATUS..][..2].copy_from_slice(&code.to_le_bytes());
+        block[gnt::map_grant_ref::HANDLE..][..4].copy_from_slice(&handle.to_le_bytes());
+        block[gnt::map_grant_ref::DEV_BUS_ADDR..][..8].copy_from_slice(&bus_address.to_le_bytes());
+        write_block(self, me, at, &block)
+    }
+
+    fn unmap_one(&mut self, caller: DomId, at: u64) -> Result<(), i64> {
+        let me = self.index_of(caller).ok_or(errno::ESRCH)?;
+        let mut block: [u8; gnt::unmap_grant_ref::SIZE] = read_block(self, me, at)?;
+        let host_address = u64_at(&block, gnt::unmap_grant_ref::HOST_ADDR);
+        let handle = GrantHandle(u32_at(&block, gnt::unmap_grant_ref::HANDLE));
+        let code = match self.domains[me].maptrack.remove(handle, host_address) {
+            Ok(entry) => {
+                if entry.host_map {
+                    let mut frames = FRAMES.lock();
+                    let mut machine = DirectMapMachine { frames: &mut frames };
+                    // The domain is not running while we are here, and its
+                    // next run reloads CR3 (no PCID): its TLB holds nothing.
+                    let _ = self.domains[me].space.unmap(&mut machine, entry.guest_address);
+                }
+                self.release_pin(entry.pin);
+                status::OKAY
+            }
+            Err(code) => code,
+        };
+        block[gnt::unmap_grant_ref::STATUS..][..2].copy_from_slice(&code.to_le_bytes());
+        write_block(self, me, at, &block)
+    }
+
+    fn copy_one(&mut self, caller: DomId, at: u64) -> Result<(), i64> {
+        let me = self.index_of(caller).ok_or(errno::ESRCH)?;
+        let mut block: [u8; gnt::copy::SIZE] = read_block(self, me, at)?;
+        let request = CopyRequest::decode(&block);
+        let mut access = TableAccess { domains: &mut self.domains, page: None };
+        let result = grant_table::copy(&mut access, caller, &request, |plan| {
+            let mut buffer = [0u8; 4096];
+            let length = usize::from(plan.length);
+            physical::read_frame(plan.source.frame, usize::from(plan.source.offset), &mut buffer[..length]);
+            physical::write_frame(plan.dest.frame, usize::from(plan.dest.offset), &buffer[..length]);
+        });
+        let code = match result {
+            Ok(()) => status::OKAY,
+            Err(code) => code,
+        };
+        block[gnt::copy::STATUS..][..2].copy_from_slice(&code.to_le_bytes());
+        write_block(self, me, at, &block)
+    }
+}
+
+/// The live domains, as granters for a copy.
+struct TableAccess<'a> {
+    domains: &'a mut [Box<Domain>],
+    page: Option<GrantTablePage>,
+}
+
+impl GranterAccess for TableAccess<'_> {
+    fn granter(&mut self, id: DomId) -> Option<Granter<'_>> {
+        let domain = self.domains.iter_mut().find(|domain| domain.id == id)?;
+        self.page = Some(grant_page(domain)?);
+        let page = self.page.as_mut()?;
+        Some(Granter { id, entries: page, active: &mut domain.active_grants, p2m: &domain.p2m })
+    }
+}
