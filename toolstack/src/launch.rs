@@ -1,7 +1,8 @@
 //! A launch description: a directory of `*.cfg` files, one per boot-time
 //! domain, built in file-name order (so name them `00-control.cfg`,
-//! `10-driver.cfg`, ...), plus an optional compiled policy in `policy.bin`
-//! or `policy` (passed through as bytes).
+//! `10-driver.cfg`, ...), plus an optional policy: text in `policy.te`
+//! (compiled here, see [`crate::policy`]) or already compiled in
+//! `policy.bin` or `policy` (passed through as bytes).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,8 @@ use crate::Error;
 
 /// The file names a compiled policy may have.
 pub const POLICY_FILE_NAMES: [&str; 2] = ["policy.bin", "policy"];
+/// The file name of policy text, compiled when the launch is read.
+pub const POLICY_SOURCE_FILE_NAME: &str = "policy.te";
 
 /// A compiled policy and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +51,9 @@ pub fn load(directory: &Path) -> Result<Launch, Error> {
         let file_name = entry.file_name();
         if path.extension().is_some_and(|extension| extension == "cfg") {
             config_paths.push(path);
-        } else if POLICY_FILE_NAMES.iter().any(|name| file_name == *name) {
+        } else if POLICY_FILE_NAMES.iter().any(|name| file_name == *name)
+            || file_name == POLICY_SOURCE_FILE_NAME
+        {
             policy_paths.push(path);
         }
     }
@@ -65,15 +70,38 @@ pub fn load(directory: &Path) -> Result<Launch, Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let policy = match policy_paths.as_slice() {
         [] => None,
+        [path]
+            if path
+                .file_name()
+                .is_some_and(|name| name == POLICY_SOURCE_FILE_NAME) =>
+        {
+            Some(Policy {
+                path: path.clone(),
+                bytes: crate::policy::compile_file(path).map_err(|error| Error::Launch {
+                    directory: directory.to_path_buf(),
+                    message: error.to_string(),
+                })?,
+            })
+        }
         [path] => Some(Policy {
             path: path.clone(),
             bytes: std::fs::read(path).map_err(io_error(path))?,
         }),
         _ => {
+            let mut names: Vec<String> = policy_paths
+                .iter()
+                .filter_map(|path| path.file_name())
+                .map(|name| name.to_string_lossy().into_owned())
+                .collect();
+            names.sort_by(|first, second| second.cmp(first));
+            let (last, others) = names
+                .split_last()
+                .map_or(("", &[][..]), |(last, others)| (last.as_str(), others));
+            let both = if others.len() == 1 { "both " } else { "" };
             return Err(Error::Launch {
                 directory: directory.to_path_buf(),
-                message: "both policy.bin and policy exist: keep one".to_string(),
-            })
+                message: format!("{both}{} and {last} exist: keep one", others.join(", ")),
+            });
         }
     };
     Ok(Launch {

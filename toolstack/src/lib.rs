@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod config;
 pub mod launch;
+pub mod policy;
 
 mod error;
 

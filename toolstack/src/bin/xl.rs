@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use toolstack::{bundle, config, launch};
+use toolstack::{bundle, config, launch, policy};
 
 /// The toolstack's host CLI for the security-first hypervisor.
 #[derive(Debug, Parser)]
@@ -47,6 +47,29 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Compile or check a security policy (FLASK-like `.te` text).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `xl policy` subcommands.
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Compile policy text into the binary the boot bundle carries.
+    /// Errors are printed as FILE:LINE:COLUMN: message.
+    Compile {
+        /// The policy text.
+        file: PathBuf,
+        /// Where to write the compiled policy.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Check policy text (or a compiled policy) and print what it allows,
+    /// attributes expanded.
+    Check {
+        /// The policy text, or a compiled policy.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,6 +94,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Bundle { launch_dir, output } => bundle_command(launch_dir, output),
         Command::CheckConfig { files } => check_config_command(files),
+        Command::Policy(command) => policy_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -133,5 +157,29 @@ fn check_config_command(files: &[PathBuf]) -> Result<(), String> {
             "{failures} of {} configuration files have errors",
             files.len()
         )),
+    }
+}
+
+/// `xl policy compile FILE -o OUT` and `xl policy check FILE`.
+fn policy_command(command: &PolicyCommand) -> Result<(), String> {
+    match command {
+        PolicyCommand::Compile { file, output } => {
+            let compiled = policy::compile_file(file).map_err(|error| error.to_string())?;
+            std::fs::write(output, &compiled)
+                .map_err(|error| format!("{}: {error}", output.display()))?;
+            println!("wrote {} ({} bytes)", output.display(), compiled.len());
+            Ok(())
+        }
+        PolicyCommand::Check { file } => {
+            let bytes =
+                std::fs::read(file).map_err(|error| format!("{}: {error}", file.display()))?;
+            let text = if bytes.starts_with(&xen_abi::policy::MAGIC) {
+                policy::decompile(&bytes).map_err(|error| format!("{}: {error}", file.display()))?
+            } else {
+                policy::describe(&policy::analyze_file(file).map_err(|error| error.to_string())?)
+            };
+            print!("{text}");
+            Ok(())
+        }
     }
 }

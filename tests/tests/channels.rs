@@ -1,0 +1,72 @@
+//! Event channels and grant tables: two domains share a ring through a
+//! granted page and an event channel; a third cannot get in.
+
+use std::time::Duration;
+
+use xen_tests::machine::{DomainConfig, Machine};
+use xen_tests::{Outcome, DEFAULT_DEADLINE};
+
+fn ring_pair(count: u32) -> Machine {
+    Machine::new("on_idle=poweroff")
+        .domain(DomainConfig::probe("front", &format!("action=ring-front back=2 count={count} ref=8")))
+        .domain(DomainConfig::probe("back", &format!("action=ring-back front=1 port=1 ref=8 count={count}")))
+}
+
+#[test]
+fn two_domains_share_a_ring_through_a_grant_and_an_event_channel() {
+    let boot = ring_pair(10_000).boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("ring-front: port 1 ref 8 granted to d2")
+        .expect_log("ring-front: 10000 round trips")
+        .expect_log("ring-back: served 10000 requests")
+        .expect_log("ring-front: revoked ref 8")
+        .expect_log("d1 (front): shutdown: poweroff")
+        .expect_log("d2 (back): shutdown: poweroff")
+        .expect_log(": ok")
+        .expect_no_log("crashed")
+        .expect_no_log("LEAK");
+    // Notification suppression: far fewer events than requests.
+    let line = boot.log.lines().find(|line| line.contains("ring-front: 10000 round trips")).unwrap_or_default();
+    let sent: u64 = line
+        .split("round trips, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(sent < 10_000, "{line}");
+    eprintln!("{line}");
+}
+
+#[test]
+fn a_third_domain_cannot_map_bind_or_send() {
+    let boot = ring_pair(2_000)
+        .domain(DomainConfig::probe("snoop", "action=snoop victim=1 ref=8 port=1"))
+        .boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("ring-front: 2000 round trips")
+        .expect_log("snoop: map: status")
+        .expect_log("snoop: bind: result: E")
+        .expect_no_log("snoop: map: status okay")
+        .expect_no_log("snoop: bind: result: ok")
+        .expect_no_log("UNEXPECTED")
+        .expect_no_log("crashed")
+        .expect_no_log("LEAK");
+}
+
+#[test]
+fn a_flood_of_events_coalesces_and_starves_no_one() {
+    let machine = Machine::new("on_idle=poweroff")
+        .domain(DomainConfig::probe("sink", "action=event-sink peer=2 count=500"))
+        .domain(DomainConfig::probe("flood", "action=event-flood peer=1 port=1 count=200000"))
+        .domain(DomainConfig::probe("worker", "action=counter duration_ms=500"));
+    let boot = machine.boot_until(Duration::from_secs(60), &|log| {
+        log.contains("event-sink: ") && log.contains("wakeups") && log.contains("counter: done") && log.contains("event-flood: sent")
+    });
+    boot.expect_outcome(Outcome::Stopped).expect_no_log("crashed");
+}
+
+#[test]
+fn the_timer_virq_fires_on_its_port() {
+    let boot = Machine::new("on_idle=poweroff").domain(DomainConfig::probe("timer", "action=timer-virq ms=20")).boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff).expect_log("timer-virq: fired on port").expect_no_log("crashed");
+}
