@@ -92,13 +92,18 @@ impl DomainConfig {
     }
 }
 
-/// A machine: hypervisor options and domains in build order.
+/// The policy test machines boot with unless a test sets its own.
+pub const TEST_POLICY: &str = include_str!("test-policy.te");
+
+/// A machine: hypervisor options, domains in build order, and a policy.
 #[derive(Clone, Debug, Default)]
 pub struct Machine {
     /// The hypervisor's command line.
     pub command_line: String,
     /// The domains, in build order.
     pub domains: Vec<DomainConfig>,
+    /// The policy source (`None`: no policy at all).
+    pub policy: Option<String>,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -106,7 +111,13 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 impl Machine {
     /// A machine with this hypervisor command line and no domains.
     pub fn new(command_line: &str) -> Machine {
-        Machine { command_line: command_line.into(), domains: Vec::new() }
+        Machine { command_line: command_line.into(), domains: Vec::new(), policy: Some(TEST_POLICY.into()) }
+    }
+
+    /// Boots with this policy source instead (`None`: no policy).
+    pub fn policy(mut self, policy: Option<&str>) -> Machine {
+        self.policy = policy.map(String::from);
+        self
     }
 
     /// Adds a domain.
@@ -127,6 +138,10 @@ impl Machine {
         for (index, domain) in self.domains.iter().enumerate() {
             let path = directory.join(format!("{index:02}-{}.cfg", domain.name));
             std::fs::write(&path, domain.to_cfg()).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
+        }
+        if let Some(policy) = &self.policy {
+            let path = directory.join("policy.te");
+            std::fs::write(&path, policy).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
         }
         let launch = toolstack::launch::load(&directory).unwrap_or_else(|error| panic!("launch description: {error}"));
         let bytes = toolstack::bundle::build(&launch).unwrap_or_else(|error| panic!("bundle: {error}"));

@@ -52,6 +52,8 @@ pub struct BootOptions<'a> {
     pub timer_test_ms: u64,
     /// `testing=1`: allow the test-only hypercalls (`TEST_OP`).
     pub testing: bool,
+    /// `flask=permissive`: log policy denials but allow (default enforcing).
+    pub permissive: bool,
     /// Words that were not understood, or had a bad value.
     pub unknown: heapless::Vec<&'a str, MAX_UNKNOWN>,
 }
@@ -64,6 +66,7 @@ impl Default for BootOptions<'_> {
             on_idle: IdleAction::Halt,
             timer_test_ms: 10,
             testing: false,
+            permissive: false,
             unknown: heapless::Vec::new(),
         }
     }
@@ -113,6 +116,12 @@ pub fn parse(line: &str) -> BootOptions<'_> {
                 _ => None,
             }
             .map(|action| options.on_idle = action),
+            "flask" => match value {
+                "enforcing" => Some(false),
+                "permissive" => Some(true),
+                _ => None,
+            }
+            .map(|permissive| options.permissive = permissive),
             "testing" => match value {
                 "1" => Some(true),
                 "0" => Some(false),
@@ -146,8 +155,11 @@ mod tests {
 
     #[test]
     fn every_option() {
-        let options = parse("loglvl=debug selftest=pagefault on_idle=poweroff timer_test_ms=25 testing=1");
+        let options = parse("loglvl=debug selftest=pagefault on_idle=poweroff timer_test_ms=25 testing=1 flask=permissive");
         assert!(options.testing);
+        assert!(options.permissive);
+        assert!(!parse("flask=enforcing").permissive);
+        assert_eq!(parse("flask=off").unknown.len(), 1);
         assert_eq!(options.log_level, LevelFilter::Debug);
         assert_eq!(options.selftest, Some(SelfTest::PageFault));
         assert_eq!(options.on_idle, IdleAction::PowerOff);

@@ -21,7 +21,9 @@ use xen_core::domctl::{self, Command, CreateRequest, DomainInfo};
 use xen_core::hypercall::{self, Action, Context};
 use xen_core::layout::KERNEL_VMA;
 use xen_core::page_table::{flags, PAGE_4K};
+use xen_core::policy::{AccessRequest, Mode, SecurityServer};
 use xen_core::scheduler::{RunState, Scheduler};
+use xen_abi::policy::{domain as domain_permission, security as security_permission, Class};
 use xen_core::trap::{FatalReport, TrapFrame};
 use xen_core::frame_allocator::Frame;
 use xen_core::{bundle, time, time_info};
@@ -56,6 +58,8 @@ struct Hypervisor {
     wall_clock: (u64, u32),
     /// Dead granters' frames still mapped by others.
     orphans: heapless::Vec<channels::Orphan, MAX_DOMAINS>,
+    /// The security server: the one policy every cross-domain operation asks.
+    security: Option<SecurityServer>,
 }
 
 static HYPERVISOR: spin::Mutex<Option<Hypervisor>> = spin::Mutex::new(None);
@@ -107,6 +111,31 @@ fn heap_in_use() -> usize {
 }
 
 impl Hypervisor {
+    /// The one security hook: may `subject` do `permissions` of `class` to
+    /// `target` (a domain)? Asked before any state changes (Xen XSA-47);
+    /// a denial is logged in the AVC format. `Err` holds a positive errno.
+    fn check(&mut self, subject: DomId, target: DomId, class: Class, permissions: u32) -> Result<(), i64> {
+        let Some(index) = self.index_of(target) else { return Err(errno::ESRCH) };
+        let target_id = self.domains[index].security_id;
+        self.check_sid(subject, target_id, class, permissions)
+    }
+
+    fn check_sid(
+        &mut self,
+        subject: DomId,
+        target: Option<xen_core::policy::SecurityId>,
+        class: Class,
+        permissions: u32,
+    ) -> Result<(), i64> {
+        let subject_id = self.index_of(subject).and_then(|index| self.domains[index].security_id);
+        let Some(security) = self.security.as_mut() else { return Err(errno::EACCES) };
+        let (Some(subject_id), Some(target_id)) = (subject_id, target) else { return Err(errno::EACCES) };
+        let request = AccessRequest { subject: subject_id, target: target_id, class, permissions, domid: subject };
+        security
+            .check(&request, clock::now_ns(), &mut |line| warn!("{line}"))
+            .map_err(|denied| denied.errno())
+    }
+
     fn index_of(&self, id: DomId) -> Option<usize> {
         self.domains.iter().position(|domain| domain.id == id)
     }
@@ -133,6 +162,12 @@ impl Hypervisor {
             domain
         };
         domain.weight = weight;
+        if let Some(security) = self.security.as_mut() {
+            match security.register_label(&domain.seclabel) {
+                Ok(id) => domain.security_id = Some(id),
+                Err(problem) => warn!("{id}: label {} not usable ({problem:?}): every check on it is denied", domain.seclabel),
+            }
+        }
         info!(
             "{id} ({}): built: {} pages at {:#x}, {} page-table frames, entry {:#x}, label {}, weight {}",
             domain.name,
@@ -307,7 +342,7 @@ enum Next {
 
 /// Builds the boot-time domains from the bundle and runs the first. Returns
 /// only if there is nothing to run.
-pub fn start(bundle_bytes: Option<&'static [u8]>, testing: bool, on_idle: IdleAction, lapic_hz: u64) {
+pub fn start(bundle_bytes: Option<&'static [u8]>, testing: bool, permissive: bool, on_idle: IdleAction, lapic_hz: u64) {
     let mappings = hypervisor_mappings();
     let baseline = (FRAMES.lock().counts().free, heap_in_use());
     let (_, now) = clock::now_with_tsc();
@@ -335,6 +370,7 @@ pub fn start(bundle_bytes: Option<&'static [u8]>, testing: bool, on_idle: IdleAc
         lapic_hz,
         wall_clock,
         orphans: heapless::Vec::new(),
+        security: None,
     });
     let Some(bytes) = bundle_bytes else {
         info!("domains: no boot bundle (no multiboot module): nothing to build");
@@ -347,6 +383,32 @@ pub fn start(bundle_bytes: Option<&'static [u8]>, testing: bool, on_idle: IdleAc
             return;
         }
     };
+    // The policy first: without one, nothing is built (security first).
+    let Some(policy_bytes) = parsed.policy() else {
+        error!("xsm: the bundle carries no policy; no domain built (add policy.te to the launch description)");
+        return;
+    };
+    let mode = if permissive { Mode::Permissive } else { Mode::Enforcing };
+    let security = match SecurityServer::new(alloc::borrow::Cow::Borrowed(policy_bytes), mode) {
+        Ok(security) => security,
+        Err(problem) => {
+            error!("xsm: policy refused: {problem}; no domain built");
+            return;
+        }
+    };
+    {
+        let policy = security.policy();
+        info!(
+            "xsm: policy loaded ({} bytes, {} types, {} rules); {}",
+            policy_bytes.len(),
+            policy.type_count(),
+            policy.rule_count(),
+            if permissive { "PERMISSIVE: denials are logged, not enforced" } else { "enforcing" }
+        );
+    }
+    if let Some(hypervisor) = HYPERVISOR.lock().as_mut() {
+        hypervisor.security = Some(security);
+    }
     // Check every measurement and every image before building anything.
     for record in parsed.domains() {
         match bundle::verify_kernel(&record) {
@@ -513,6 +575,25 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
             None => Err(errno::ESRCH),
         }
     };
+    // The policy decides first, before anything changes.
+    let decision = match command {
+        Command::Create(request) => {
+            let label = hypervisor.security.as_mut().and_then(|security| security.register_label(&request.seclabel).ok());
+            hypervisor.check_sid(caller, label, Class::Domain, domain_permission::CREATE)
+        }
+        Command::Destroy(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::DESTROY),
+        Command::Pause(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::PAUSE),
+        Command::Unpause(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::UNPAUSE),
+        Command::GetInfo(from) => {
+            match hypervisor.domains.iter().filter(|domain| domain.id >= *from).min_by_key(|domain| domain.id).map(|domain| domain.id) {
+                Some(found) => hypervisor.check(caller, found, Class::Domain, domain_permission::GET_DOMAIN_INFO),
+                None => Ok(()),
+            }
+        }
+    };
+    if let Err(code) = decision {
+        return DomctlResult::Done(-code, false);
+    }
     match command {
         Command::Create(request) => match create_domain(hypervisor, caller, request) {
             Ok(id) => {
@@ -582,6 +663,66 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
     }
 }
 
+/// `xsm_op`: the security server's own operations.
+fn xsm_op(hypervisor: &mut Hypervisor, caller: DomId, operation: u64, first: u64, second: u64) -> i64 {
+    use xen_abi::hypercall::xsm;
+    let server = hypervisor.security.as_ref().map(SecurityServer::security_server_id);
+    match operation {
+        xsm::GET_ENFORCE => match hypervisor.security.as_ref().map(SecurityServer::mode) {
+            Some(Mode::Enforcing) => 1,
+            Some(Mode::Permissive) => 0,
+            None => -errno::ENOSYS,
+        },
+        xsm::SET_ENFORCE => {
+            if let Err(code) = hypervisor.check_sid(caller, server, Class::Security, security_permission::SET_ENFORCE) {
+                return -code;
+            }
+            let mode = match first {
+                0 => Mode::Permissive,
+                1 => Mode::Enforcing,
+                _ => return -errno::EINVAL,
+            };
+            if let Some(security) = hypervisor.security.as_mut() {
+                security.set_mode(mode);
+            }
+            warn!("xsm: {caller} set the policy {}", if first == 1 { "enforcing" } else { "permissive" });
+            0
+        }
+        xsm::LOAD => {
+            if let Err(code) = hypervisor.check_sid(caller, server, Class::Security, security_permission::LOAD_POLICY) {
+                return -code;
+            }
+            if second == 0 || second > u64::from(xen_abi::bundle::MAX_POLICY_BYTES) {
+                return -errno::E2BIG;
+            }
+            let mut bytes = alloc::vec![0u8; second as usize];
+            let copied = match hypervisor.index_of(caller) {
+                Some(index) => {
+                    let mut frames = FRAMES.lock();
+                    let machine = DirectMapMachine { frames: &mut frames };
+                    hypervisor.domains[index].copy_from_guest(&machine, GuestAddress(first), &mut bytes).is_ok()
+                }
+                None => false,
+            };
+            if !copied {
+                return -errno::EFAULT;
+            }
+            match hypervisor.security.as_mut().map(|security| security.load_policy(alloc::borrow::Cow::Owned(bytes))) {
+                Some(Ok(unknown)) => {
+                    warn!("xsm: {caller} loaded a new policy ({second} bytes; {unknown} label(s) in use it does not declare)");
+                    0
+                }
+                Some(Err(problem)) => {
+                    warn!("xsm: {caller}'s policy refused: {problem}");
+                    -errno::EINVAL
+                }
+                None => -errno::ENOSYS,
+            }
+        }
+        _ => -errno::ENOSYS,
+    }
+}
+
 /// A hypercall from the running domain; `frame` holds its registers.
 pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
     let mut guard = HYPERVISOR.lock();
@@ -629,6 +770,10 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
             frame.rax = hypervisor.event_channel_op(caller, operation, address) as u64;
             // A send may have woken a domain that should run first.
             true
+        }
+        Action::Xsm(operation, first, second) => {
+            frame.rax = xsm_op(hypervisor, caller, operation, first, second) as u64;
+            false
         }
         Action::GrantTable(operation, address, count) => match hypervisor.grant_table_op(caller, frame, operation, address, count) {
             Ok(value) => {

@@ -39,6 +39,8 @@ pub enum Action {
     EventChannel(u64, u64),
     /// `grant_table_op`: sub-operation, guest address of the array, count.
     GrantTable(u64, u64, u64),
+    /// `xsm_op`: sub-operation and its two arguments.
+    Xsm(u64, u64, u64),
 }
 
 /// What the dispatcher needs from its surroundings.
@@ -72,6 +74,7 @@ pub fn dispatch(domain: &mut Domain, machine: &impl MachineMemory, frame: &TrapF
         hypercall::SCHED_OP => sched_op(domain, machine, arguments),
         hypercall::SET_TIMER_OP => Action::SetTimer((arguments[0] != 0).then_some(arguments[0])),
         hypercall::EVENT_CHANNEL_OP => Action::EventChannel(arguments[0], arguments[1]),
+        hypercall::XSM_OP => Action::Xsm(arguments[0], arguments[1], arguments[2]),
         hypercall::GRANT_TABLE_OP => Action::GrantTable(arguments[0], arguments[1], arguments[2]),
         hypercall::DOMCTL => {
             // Only the control domain (the policy takes this decision over).

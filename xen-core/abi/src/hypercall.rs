@@ -72,3 +72,16 @@ pub mod test_op {
     /// Report hypervisor health: returns 1 if no invariant is broken.
     pub const HEALTH: u64 = 2;
 }
+
+/// `xsm_op` (27) sub-operations, numbered as Xen's FLASK ops:
+/// `rdi` = sub-operation, then its arguments.
+pub mod xsm {
+    /// `FLASK_LOAD`: `rsi` = guest address of a compiled policy, `rdx` = its
+    /// length. Needs `security { load_policy }`.
+    pub const LOAD: u64 = 1;
+    /// `FLASK_GETENFORCE`: returns 1 when enforcing, 0 when permissive.
+    pub const GET_ENFORCE: u64 = 2;
+    /// `FLASK_SETENFORCE`: `rsi` = 1 enforcing, 0 permissive. Needs
+    /// `security { setenforce }`.
+    pub const SET_ENFORCE: u64 = 3;
+}

@@ -16,6 +16,8 @@ use xen_core::page_table::{flags, PAGE_4K};
 use xen_core::scheduler::RunState;
 use xen_core::trap::TrapFrame;
 
+use xen_abi::policy::{event as event_permission, grant as grant_permission, Class};
+
 use super::Hypervisor;
 use crate::arch::machine::DirectMapMachine;
 use crate::arch::physical;
@@ -127,6 +129,7 @@ impl Hypervisor {
                 if self.index_of(remote).is_none() {
                     return Err(errno::ESRCH);
                 }
+                self.check(caller, remote, Class::Event, event_permission::CREATE)?;
                 let port = self.domains[me].events.alloc_unbound(remote).map_err(|error| error.errno())?;
                 block[abi::alloc_unbound::PORT..][..4].copy_from_slice(&port.0.to_le_bytes());
                 write_block(self, me, address, &block)?;
@@ -137,6 +140,7 @@ impl Hypervisor {
                 let remote = resolve(u16_at(&block, abi::bind_interdomain::REMOTE_DOM));
                 let remote_port = Port(u32_at(&block, abi::bind_interdomain::REMOTE_PORT));
                 let other = self.index_of(remote).ok_or(errno::ESRCH)?;
+                self.check(caller, remote, Class::Event, event_permission::BIND)?;
                 let mut bits = shared_info(&self.domains[me]).ok_or(errno::EFAULT)?;
                 let result = if other == me {
                     event_channel::bind_interdomain(Pair::Same(&mut self.domains[me].events), &mut bits, remote_port)
@@ -162,6 +166,7 @@ impl Hypervisor {
                 let block: [u8; abi::port_only::SIZE] = read_block(self, me, address)?;
                 let port = Port(u32_at(&block, abi::port_only::PORT));
                 if let Some((target, target_port)) = self.domains[me].events.send(port).map_err(|error| error.errno())? {
+                    self.check(caller, target, Class::Event, event_permission::SEND)?;
                     self.raise(target, target_port);
                 }
                 Ok(0)
@@ -315,7 +320,10 @@ impl Hypervisor {
         let reference = GrantRef(u32_at(&block, gnt::map_grant_ref::REF));
         let dom = u16_at(&block, gnt::map_grant_ref::DOM);
         let granter = if DomId(dom) == DomId::SELF { caller } else { DomId(dom) };
+        let wanted = grant_permission::MAP_READ | if map_flags & gnt::map_flags::READONLY == 0 { grant_permission::MAP_WRITE } else { 0 };
+        let allowed = self.index_of(granter).is_none() || self.check(caller, granter, Class::Grant, wanted).is_ok();
         let result = match self.index_of(granter) {
+            _ if !allowed => Err(status::PERMISSION_DENIED),
             None => Err(status::BAD_DOMAIN),
             Some(other) if other == me => {
                 let domain = &mut self.domains[me];
@@ -377,6 +385,13 @@ impl Hypervisor {
         let mut block: [u8; gnt::unmap_grant_ref::SIZE] = read_block(self, me, at)?;
         let host_address = u64_at(&block, gnt::unmap_grant_ref::HOST_ADDR);
         let handle = GrantHandle(u32_at(&block, gnt::unmap_grant_ref::HANDLE));
+        let granter = self.domains[me].maptrack.lookup(handle).map(|entry| entry.pin.granter());
+        if let Some(granter) = granter {
+            if self.index_of(granter).is_some() && self.check(caller, granter, Class::Grant, grant_permission::UNMAP).is_err() {
+                block[gnt::unmap_grant_ref::STATUS..][..2].copy_from_slice(&status::PERMISSION_DENIED.to_le_bytes());
+                return write_block(self, me, at, &block);
+            }
+        }
         let code = match self.domains[me].maptrack.remove(handle, host_address) {
             Ok(entry) => {
                 if entry.host_map {
@@ -399,6 +414,15 @@ impl Hypervisor {
         let me = self.index_of(caller).ok_or(errno::ESRCH)?;
         let mut block: [u8; gnt::copy::SIZE] = read_block(self, me, at)?;
         let request = CopyRequest::decode(&block);
+        let flags_word = u16_at(&block, gnt::copy::FLAGS);
+        for (pointer_at, gref_flag) in [(gnt::copy::SOURCE, gnt::copy::SOURCE_GREF), (gnt::copy::DEST, gnt::copy::DEST_GREF)] {
+            let domid = u16_at(&block, pointer_at + gnt::copy::POINTER_DOMID);
+            let other = if DomId(domid) == DomId::SELF { caller } else { DomId(domid) };
+            if flags_word & gref_flag != 0 && self.index_of(other).is_some() && self.check(caller, other, Class::Grant, grant_permission::COPY).is_err() {
+                block[gnt::copy::STATUS..][..2].copy_from_slice(&status::PERMISSION_DENIED.to_le_bytes());
+                return write_block(self, me, at, &block);
+            }
+        }
         let mut access = TableAccess { domains: &mut self.domains, page: None };
         let result = grant_table::copy(&mut access, caller, &request, |plan| {
             let mut buffer = [0u8; 4096];

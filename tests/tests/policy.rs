@@ -1,0 +1,61 @@
+//! The security policy: every cross-domain operation asks it first; denials
+//! are logged in Xen's AVC format; enforcing by default, permissive on
+//! request; no policy, no domains.
+
+use xen_tests::machine::{DomainConfig, Machine, TEST_POLICY};
+use xen_tests::{Outcome, DEFAULT_DEADLINE};
+
+fn lifecycle() -> DomainConfig {
+    DomainConfig::probe("control", "action=control script=lifecycle").control()
+}
+
+/// The test policy without the control domain's right to pause.
+fn policy_without_pause() -> String {
+    TEST_POLICY.replace("domain { create destroy pause unpause", "domain { create destroy unpause")
+}
+
+#[test]
+fn without_a_policy_no_domain_is_built() {
+    let boot = Machine::new("on_idle=poweroff").policy(None).domain(DomainConfig::hello("hello")).boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff).expect_log("xsm: the bundle carries no policy; no domain built").expect_no_log("(d1)");
+}
+
+#[test]
+fn the_policy_is_loaded_and_enforcing_by_default() {
+    let boot = Machine::new("on_idle=poweroff").domain(DomainConfig::hello("hello")).boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff).expect_log("xsm: policy loaded").expect_log("; enforcing");
+}
+
+#[test]
+fn a_denied_domctl_is_refused_before_anything_changes_and_logged_as_avc() {
+    let boot = Machine::new("on_idle=poweroff").policy(Some(&policy_without_pause())).domain(lifecycle()).boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("avc:  denied  { pause } for domid=1 scontext=system_u:system_r:control_t tcontext=system_u:system_r:domU_t tclass=domain")
+        .expect_log("result: EACCES")
+        .expect_no_log("d1: paused d2")
+        .expect_no_log("LEAK");
+}
+
+#[test]
+fn permissive_mode_logs_the_denial_but_allows() {
+    let boot = Machine::new("on_idle=poweroff flask=permissive")
+        .policy(Some(&policy_without_pause()))
+        .domain(lifecycle())
+        .boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("PERMISSIVE")
+        .expect_log("avc:  denied  { pause } for domid=1")
+        .expect_log("d1: paused d2")
+        .expect_log("control: destroyed d2");
+}
+
+#[test]
+fn a_policy_that_breaks_a_neverallow_does_not_compile() {
+    let bad = format!("{TEST_POLICY}\nallow untrusted_t banking_t : event send;\n");
+    let directory = xen_tests::workspace_root().join("target").join("test-machines").join(format!("neverallow-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).expect("create the directory");
+    std::fs::write(directory.join("policy.te"), bad).expect("write the policy");
+    let error = toolstack::policy::compile_file(&directory.join("policy.te")).expect_err("the neverallow must refuse it");
+    let message = error.to_string();
+    assert!(message.contains("neverallow"), "{message}");
+}
