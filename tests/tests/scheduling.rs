@@ -119,6 +119,6 @@ fn a_hundred_create_destroy_cycles_return_every_frame_and_byte() {
         .boot(Duration::from_secs(120));
     boot.expect_outcome(Outcome::PoweredOff).expect_log("control: 100 cycles done").expect_no_log("LEAK");
     assert_eq!(boot.log.matches("): torn down:").count(), 101, "100 children and the control domain");
-    let last = boot.log.lines().filter(|line| line.contains("health: no domains left")).last().unwrap_or_default();
+    let last = boot.log.lines().rfind(|line| line.contains("health: no domains left")).unwrap_or_default();
     assert!(last.ends_with(": ok"), "{last}");
 }
