@@ -104,12 +104,18 @@ fn the_control_domain_creates_pauses_unpauses_and_destroys() {
 }
 
 #[test]
-fn only_the_control_domain_may_use_domctl() {
+fn only_a_domain_the_policy_allows_may_use_domctl() {
     let boot = Machine::new("on_idle=poweroff")
-        .domain(DomainConfig::hello("victim"))
+        .domain(DomainConfig::probe("victim", "action=spin"))
         .domain(DomainConfig::probe("intruder", "action=domctl-denied"))
-        .boot(DEFAULT_DEADLINE);
-    boot.expect_outcome(Outcome::PoweredOff).expect_log("result: EPERM").expect_no_log("d2: paused").expect_no_log("d2: created");
+        .boot_until(DEFAULT_DEADLINE, &|log| log.contains("destroy d1: result"));
+    boot.expect_outcome(Outcome::Stopped)
+        .expect_log("pause d1: result: EACCES")
+        .expect_log("destroy d1: result: EACCES")
+        .expect_log("avc:  denied  { destroy } for domid=2")
+        .expect_log("avc:  denied  { pause } for domid=2 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:untrusted_t tclass=domain")
+        .expect_no_log("d2: paused")
+        .expect_no_log("d2: created");
 }
 
 #[test]

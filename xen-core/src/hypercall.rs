@@ -9,7 +9,6 @@ use xen_abi::sched::{self, ShutdownReason};
 use xen_abi::GuestAddress;
 
 use alloc::boxed::Box;
-use xen_abi::start_info::flags as start_flags;
 
 use crate::domain::{Domain, MachineMemory};
 use crate::domctl::{self, Command};
@@ -77,10 +76,8 @@ pub fn dispatch(domain: &mut Domain, machine: &impl MachineMemory, frame: &TrapF
         hypercall::XSM_OP => Action::Xsm(arguments[0], arguments[1], arguments[2]),
         hypercall::GRANT_TABLE_OP => Action::GrantTable(arguments[0], arguments[1], arguments[2]),
         hypercall::DOMCTL => {
-            // Only the control domain (the policy takes this decision over).
-            if domain.flags & start_flags::CONTROL_DOMAIN == 0 {
-                return error(errno::EPERM);
-            }
+            // Who may do what to whom is the policy's decision (class
+            // `domain`), asked by the hypervisor before it acts.
             let mut block = Box::new([0u8; xen_abi::domctl::SIZE]);
             if domain.copy_from_guest(machine, GuestAddress(arguments[0]), &mut block[..]).is_err() {
                 return error(errno::EFAULT);
