@@ -40,7 +40,10 @@ run: images
 	@$(CARGO) run --quiet --release -p xen-tests --bin run-machine -- $(ARGS)
 
 test: images lint
+	@echo "test: host unit tests, ring tests and QEMU boot tests (each QEMU test boots a machine under TCG)"
 	$(CARGO) test --workspace
+	@echo "test: loom model of the shared ring's memory ordering (about a minute)"
+	RUSTFLAGS="--cfg loom" $(CARGO) test -p ring-protocol --release --test loom --target-dir target/loom
 
 lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -103,6 +103,20 @@ pub enum Action {
     DomctlDenied,
     /// Seeded xmm0..15 values survive `count=` yields to other domains.
     SseSwitch,
+    /// Grant a blkif ring page and a port to `back=`, push `count=` reads.
+    RingFront,
+    /// Bind `front=`'s `port=`, map its `ref=`, answer `count=` requests.
+    RingBack,
+    /// Try to map, bind, send and copy without an invitation; bad calls.
+    Snoop,
+    /// Bind `peer=`'s `port=` and send `count=` events.
+    EventFlood,
+    /// Offer `peer=` a port; count wake-ups for `duration_ms=`.
+    EventSink,
+    /// Bind VIRQ_TIMER, arm the timer `ms=` ahead, wait for the port.
+    TimerVirq,
+    /// Grant a page to ourselves: map, write, revoke (busy, then not), copy.
+    GrantSelf,
 }
 
 /// Every action with its command-line name, expectation and description.
@@ -144,6 +158,13 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::Control, "control", Expectation::Poweroff, "control-domain script= (lifecycle, cycles, list) through domctl"),
     (Action::DomctlDenied, "domctl-denied", Expectation::Poweroff, "domctl pause d1, create, destroy d1 from a non-control domain (expect EPERM)"),
     (Action::SseSwitch, "sse-switch", Expectation::Poweroff, "fill xmm0..xmm15 from seed value=, then count= (200) times yield and check them"),
+    (Action::RingFront, "ring-front", Expectation::Poweroff, "grant a blkif ring ref= (8) and a port to back=, push count= (10000) reads"),
+    (Action::RingBack, "ring-back", Expectation::Poweroff, "bind front='s port=, map its ref= (8), answer count= (10000) requests"),
+    (Action::Snoop, "snoop", Expectation::Poweroff, "map victim='s ref= (8), bind its port= (1), send, copy, bad calls: all refused"),
+    (Action::EventFlood, "event-flood", Expectation::Poweroff, "bind peer='s port=, send count= (10000) events as fast as it can"),
+    (Action::EventSink, "event-sink", Expectation::Poweroff, "alloc_unbound for peer=, count wakeups for duration_ms= (2000)"),
+    (Action::TimerVirq, "timer-virq", Expectation::Poweroff, "bind VIRQ_TIMER, set the timer ms= (50) ahead, wait for the port"),
+    (Action::GrantSelf, "grant-self", Expectation::Poweroff, "grant ref= (8) to itself, map, write, revoke (busy while mapped), copy"),
 ];
 
 impl Action {
@@ -245,6 +266,22 @@ mod tests {
         for &(_, name, expectation, description) in ACTIONS {
             let line = std::format!("[{}] I action {name}: {description} (expect: {})", "n".repeat(31), expectation.describe());
             assert!(line.len() < guest_runtime::console::LINE_BUFFER_BYTES, "{} bytes: {line}", line.len());
+        }
+    }
+
+    #[test]
+    fn announcements_of_the_channel_actions_stay_under_200_bytes() {
+        // With the hypervisor's `(dNN) ` in front, a line stays below 200.
+        let channel_actions = [Action::RingFront, Action::RingBack, Action::Snoop, Action::EventFlood, Action::EventSink, Action::TimerVirq, Action::GrantSelf];
+        for action in channel_actions {
+            let line = std::format!(
+                "(d99) [{}] I action {}: {} (expect: {})",
+                "n".repeat(31),
+                action.name(),
+                action.description(),
+                action.expectation().describe()
+            );
+            assert!(line.len() < 200, "{} bytes: {line}", line.len());
         }
     }
 

@@ -11,8 +11,12 @@
 
 mod action;
 mod control;
+mod events;
+mod grant_self;
 mod hostile;
 mod measure;
+mod rings;
+mod snoop;
 mod timing;
 mod tiny;
 
@@ -186,6 +190,13 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         Action::Control => control::control(info),
         Action::DomctlDenied => control::domctl_denied(info),
         Action::SseSwitch => sse_switch(info),
+        Action::RingFront => rings::ring_front(info),
+        Action::RingBack => rings::ring_back(info),
+        Action::Snoop => snoop::snoop(info),
+        Action::EventFlood => events::event_flood(info),
+        Action::EventSink => events::event_sink(info),
+        Action::TimerVirq => events::timer_virq(info),
+        Action::GrantSelf => grant_self::grant_self(info),
     }
 }
 

@@ -6,11 +6,16 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::{asm, global_asm};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, AtomicU8};
 
 use linked_list_allocator::Heap;
 use xen_abi::layout::{MIN_RAM_BYTES, PAGE_SIZE, RAM_BASE};
 use xen_abi::shared_info::SIZE as SHARED_INFO_SIZE;
 use xen_abi::start_info::SIZE as START_INFO_SIZE;
+
+use crate::event::{EventBitmaps, WORDS as EVENT_WORDS};
+use crate::grant::{GrantEntry, Mapping};
+use ring_protocol::SharedPage;
 
 // The first instruction of every domain kernel. The hypervisor enters in
 // ring 3 with rsp = top of RAM, rdi = address of the start-info page and
@@ -86,9 +91,20 @@ pub(crate) fn hypercall3(number: u64, a0: u64, a1: u64, a2: u64) -> i64 {
 }
 
 /// A hypercall with four arguments.
-#[allow(dead_code)] // reason: part of the stub set; the event and grant wrappers will use it.
+#[allow(dead_code)] // reason: part of the stub set (the event and grant wrappers use `hypercall_buffer`).
 pub(crate) fn hypercall4(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     hypercall5(number, a0, a1, a2, a3, 0)
+}
+
+/// A hypercall whose `rsi` is the address of `buffer` (`rdi` = `a0`, `rdx`
+/// = `a2`): event-channel and grant-table operations, whose argument blocks
+/// the hypervisor reads and writes back. By `hypercall5`'s invariant it
+/// writes only `buffer`, which the caller holds exclusively for the call
+/// (the count in `a2` never exceeds the blocks in it), or, for a grant copy
+/// to one of our frames, a `PageBuffer` the caller named: memory made of
+/// atomics, which another agent may write.
+pub(crate) fn hypercall_buffer(number: u64, a0: u64, buffer: &mut [u8], a2: u64) -> i64 {
+    hypercall3(number, a0, buffer.as_mut_ptr() as u64, a2)
 }
 
 /// `domctl` with the argument block `block`, which the hypervisor reads and
@@ -174,6 +190,85 @@ pub(crate) fn read_shared_info_u8(base: u64, offset: usize) -> Option<u8> {
     // SAFETY: as in `read_shared_info_u32`: a byte of the shared-info page
     // in the first MiB of our RAM, read once, volatile; no reference kept.
     Some(unsafe { core::ptr::read_volatile(address as *const u8) })
+}
+
+/// The event fields of the shared-info page at `base` (vCPU 0's
+/// `evtchn_upcall_pending` and `evtchn_pending_sel`, the pending and mask
+/// bitmaps) as atomics, or `None` if `base` is not a page of the first MiB
+/// of RAM.
+pub(crate) fn event_bitmaps(base: u64) -> Option<EventBitmaps<'static>> {
+    use xen_abi::shared_info::{offset, vcpu_info};
+    const _: () = assert!(offset::EVTCHN_MASK + 8 * EVENT_WORDS <= SHARED_INFO_SIZE);
+    const _: () = assert!(offset::EVTCHN_PENDING + 8 * EVENT_WORDS <= offset::EVTCHN_MASK);
+    let upcall = shared_info_field(base, offset::VCPU_INFO + vcpu_info::UPCALL_PENDING, 1)?;
+    let selector = shared_info_field(base, offset::VCPU_INFO + vcpu_info::PENDING_SEL, 8)?;
+    let pending = shared_info_field(base, offset::EVTCHN_PENDING, 8)?;
+    let mask = shared_info_field(base, offset::EVTCHN_MASK, 8)?;
+    // SAFETY: (1) each address is a naturally aligned field (the bitmaps:
+    // 64 aligned u64 words, which the asserts above keep inside the page)
+    // of the shared-info page, a page of the first MiB of our RAM (checked
+    // by `shared_info_field`) that the hypervisor maps read-write for every
+    // domain for all its life, so `'static` holds; (2) no Rust object lives
+    // there (images start at 1 MiB) and nothing in this program accesses
+    // these fields but through these atomics (the time code reads other
+    // fields of the page); (3) atomics have interior mutability, so shared
+    // references to memory the hypervisor writes concurrently are sound;
+    // `AtomicU8`/`AtomicU64` have the size and alignment of `u8`/`u64`, so
+    // an array of 64 words is `[AtomicU64; 64]`.
+    unsafe {
+        Some(EventBitmaps {
+            upcall_pending: AtomicU8::from_ptr(upcall as *mut u8),
+            pending_selector: AtomicU64::from_ptr(selector as *mut u64),
+            pending: &*(pending as *const [AtomicU64; EVENT_WORDS]),
+            mask: &*(mask as *const [AtomicU64; EVENT_WORDS]),
+        })
+    }
+}
+
+/// This domain's grant-table entries (the page at `GRANT_TABLE_PFN`), or
+/// `None` if its RAM (`nr_pages`) does not reach that far.
+pub(crate) fn grant_entries(nr_pages: u64) -> Option<&'static [GrantEntry]> {
+    use xen_abi::grant_table::ENTRIES_PER_PAGE;
+    use xen_abi::layout::{pfn_to_address, GRANT_TABLE_PAGES, GRANT_TABLE_PFN, IMAGE_OFFSET};
+    const _: () = assert!(GRANT_TABLE_PFN + GRANT_TABLE_PAGES <= IMAGE_OFFSET / PAGE_SIZE);
+    if nr_pages < GRANT_TABLE_PFN + GRANT_TABLE_PAGES {
+        return None;
+    }
+    let address = pfn_to_address(GRANT_TABLE_PFN);
+    let count = (GRANT_TABLE_PAGES as usize) * ENTRIES_PER_PAGE;
+    // SAFETY: (1) `address` is the page-aligned grant-table page inside the
+    // first MiB of our RAM (the asserts and the check above), which the
+    // hypervisor maps read-write for every domain for all its life, so
+    // `'static` holds; `count` entries of 8 bytes fill exactly its pages
+    // (`GrantEntry`'s size is asserted in `grant`), and the alignment (4)
+    // divides the page's; (2) no Rust object lives there (images start at
+    // 1 MiB) and this program touches the entries only through
+    // `GrantEntry`'s atomics; (3) atomics have interior mutability, so
+    // shared references to entries the hypervisor updates concurrently
+    // (compare-and-swap of the flags) are sound.
+    Some(unsafe { core::slice::from_raw_parts(address as *const GrantEntry, count) })
+}
+
+/// The page a [`Mapping`] maps, as a ring page, for as long as the mapping
+/// is borrowed; `None` if its address is not a page of the grant window.
+pub(crate) fn foreign_page(mapping: &Mapping) -> Option<SharedPage<'_>> {
+    let address = mapping.address();
+    if !crate::grant::in_grant_window(address) {
+        return None;
+    }
+    let base = NonNull::new(address as *mut u8)?;
+    // SAFETY: `SharedPage::from_raw`'s contract: (1) a `Mapping` is made
+    // only from a `map_grant_ref` the hypervisor answered GNTST_okay with
+    // this address, a page of the grant window (checked again above); it
+    // stays mapped until `grant::unmap` consumes the `Mapping`, which cannot
+    // happen while the returned page borrows it, and it is mapped writable
+    // (`Mapping::page` refuses read-only mappings). (2) The grant window is
+    // outside our RAM: no Rust object lives there, and this program reaches
+    // it only through `SharedPage`s (atomics of the widths that type uses).
+    // Writes by the granting domain are outside this program. Should the
+    // hypervisor withdraw the page early, an access faults and the domain is
+    // stopped; no other memory is touched.
+    Some(unsafe { SharedPage::from_raw(base) })
 }
 
 extern "C" {

@@ -70,6 +70,60 @@ pub(crate) fn hypercall3(number: u64, a0: u64, a1: u64, a2: u64) -> i64 {
     hypercall5(number, a0, a1, a2, 0, 0)
 }
 
+/// What answers a hypercall that passes an argument buffer (event channel
+/// and grant table operations) in a test: gets the call and the buffer to
+/// read and fill, as the hypervisor would. Other hypercalls made while it is
+/// installed get it too, with an empty buffer.
+#[cfg(test)]
+pub(crate) type BufferResponder = fn(&Call, &mut [u8]) -> i64;
+
+#[cfg(test)]
+std::thread_local! {
+    static BUFFER_RESPONDER: core::cell::Cell<Option<BufferResponder>> = const { core::cell::Cell::new(None) };
+}
+
+/// Runs `body` with `responder` answering this thread's hypercalls (see
+/// [`BufferResponder`]); returns what `body` returned and every call made.
+#[cfg(test)]
+pub(crate) fn with_buffer_responder<T>(responder: BufferResponder, body: impl FnOnce() -> T) -> (T, std::vec::Vec<Call>) {
+    BUFFER_RESPONDER.with(|slot| slot.set(Some(responder)));
+    let result = with_responder(
+        |call| BUFFER_RESPONDER.with(|slot| slot.get()).map_or(-xen_abi::errno::ENOSYS, |responder| responder(call, &mut [])),
+        body,
+    );
+    BUFFER_RESPONDER.with(|slot| slot.set(None));
+    result
+}
+
+/// A hypercall whose `rsi` is the address of `buffer`, which the hypervisor
+/// reads and may write (`rdi` = `a0`, `rdx` = `a2`).
+pub(crate) fn hypercall_buffer(number: u64, a0: u64, buffer: &mut [u8], a2: u64) -> i64 {
+    #[cfg(test)]
+    if let Some(responder) = BUFFER_RESPONDER.with(|slot| slot.get()) {
+        let call = Call { number, arguments: [a0, buffer.as_ptr() as u64, a2, 0, 0] };
+        CALLS.with(|calls| calls.borrow_mut().push(call));
+        return responder(&call, buffer);
+    }
+    hypercall3(number, a0, buffer.as_mut_ptr() as u64, a2)
+}
+
+/// There is no shared-info page to make atomics of on the host (tests build
+/// `EventBitmaps` over their own atomics).
+pub(crate) fn event_bitmaps(_base: u64) -> Option<crate::event::EventBitmaps<'static>> {
+    None
+}
+
+/// There is no grant-table page on the host (tests build `GrantTable`
+/// over their own entries).
+pub(crate) fn grant_entries(_nr_pages: u64) -> Option<&'static [crate::grant::GrantEntry]> {
+    None
+}
+
+/// Nothing is ever mapped on the host.
+pub(crate) fn foreign_page(_mapping: &crate::grant::Mapping) -> Option<ring_protocol::SharedPage<'_>> {
+    None
+}
+
 /// What answers `domctl` in a test: gets the argument block to read and
 /// fill, as the hypervisor would.
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! It provides the entry point (`_start`, see [`entry!`]), safe wrappers for
 //! the hypercalls (console, scheduling, version, test operations, `domctl`
-//! in [`domctl`]), time and the timer ([`time`]), a `log`
+//! in [`domctl`]), event channels ([`event`]), grant tables ([`grant`],
+//! pages to grant in [`page`]), time and the timer ([`time`]), a `log`
 //! backend over the hypervisor console, a heap over the domain's free RAM,
 //! a panic handler that reports and shuts the domain down as crashed, and a
 //! `key=value` command-line parser.
@@ -13,6 +14,7 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
@@ -25,9 +27,12 @@ mod host;
 pub mod command_line;
 pub mod console;
 pub mod domctl;
+pub mod event;
+pub mod grant;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;
+pub mod page;
 mod start;
 pub mod time;
 
