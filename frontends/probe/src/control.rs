@@ -26,10 +26,14 @@ pub enum Script {
     Cycles,
     /// Describe every domain.
     List,
+    /// After `after_ms=`, destroy domain `target=` (which may have granted
+    /// pages that others still map).
+    Destroy,
 }
 
 /// Every script with its `script=` name.
-pub const SCRIPTS: &[(Script, &str)] = &[(Script::Lifecycle, "lifecycle"), (Script::Cycles, "cycles"), (Script::List, "list")];
+pub const SCRIPTS: &[(Script, &str)] =
+    &[(Script::Lifecycle, "lifecycle"), (Script::Cycles, "cycles"), (Script::List, "list"), (Script::Destroy, "destroy")];
 
 impl Script {
     /// The script `name` names, or `None`.
@@ -95,6 +99,14 @@ fn nap(ms: u64) -> Result<(), Failed> {
     step(format_args!("sleep {ms} ms"), sleep_ns(ms * NS_PER_MS)).map(drop)
 }
 
+/// Sleeps `after_ms`, then destroys `target`.
+fn destroy_later(target: u16, after_ms: u64) -> Result<(), Failed> {
+    nap(after_ms)?;
+    step(format_args!("destroy d{target}"), domctl::destroy_domain(target))?;
+    info!("control: destroyed d{target}");
+    Ok(())
+}
+
 /// Runs `script=` from the command line.
 pub fn control(info: &StartInfo) -> ShutdownReason {
     let line = info.command_line();
@@ -102,7 +114,7 @@ pub fn control(info: &StartInfo) -> ShutdownReason {
         warn!("control: this is not the control domain (flags {:#x}): expect EPERM", info.flags);
     }
     let Some(script) = guest_runtime::command_line::find(line, "script").and_then(Script::parse) else {
-        error!("control: script= must be one of lifecycle, cycles, list");
+        error!("control: script= must be one of lifecycle, cycles, list, destroy");
         return ShutdownReason::Crash;
     };
     let settings = Settings {
@@ -131,6 +143,13 @@ pub fn control(info: &StartInfo) -> ShutdownReason {
             }
         },
         Script::List => list(),
+        Script::Destroy => match (number(line, "target", 0, 1, 0x7fef), number(line, "after_ms", 100, 0, 60_000)) {
+            (Ok(target), Ok(after_ms)) => destroy_later(target as u16, after_ms),
+            (Err(problem), _) | (_, Err(problem)) => {
+                error!("control: {problem}");
+                Err(Failed)
+            }
+        },
     };
     match outcome {
         Ok(()) => ShutdownReason::Poweroff,
