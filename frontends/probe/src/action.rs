@@ -87,6 +87,14 @@ pub enum Action {
     NullBench,
     /// Time `sched_op(yield)` round trips (run two: each yield switches).
     YieldBench,
+    /// Event-channel ping-pong, the pinging side (times round trips).
+    EventPing,
+    /// Event-channel ping-pong, the answering side.
+    EventPong,
+    /// Time grant map+unmap and 4 KiB grant copies of a page granted to itself.
+    GrantBench,
+    /// Run a script of checked operations (`steps=`).
+    Script,
     /// `panic!`.
     Panic,
     /// Loop forever.
@@ -150,6 +158,10 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::Sse, "sse", Expectation::Poweroff, "fill xmm0..xmm15, test_op CLOBBER_VECTOR_REGISTERS and sched_yield, compare"),
     (Action::NullBench, "null-bench", Expectation::Poweroff, "time count= (default 1000) null hypercalls and bare syscalls with rdtsc"),
     (Action::YieldBench, "yield-bench", Expectation::Poweroff, "time count= (default 1000) yields with rdtsc (two of these ping-pong)"),
+    (Action::EventPing, "event-ping", Expectation::Poweroff, "alloc a port for peer=, time count= event round trips"),
+    (Action::EventPong, "event-pong", Expectation::Poweroff, "bind peer='s port=, answer count= events"),
+    (Action::GrantBench, "grant-bench", Expectation::Poweroff, "time count= grant map+unmap and 4 KiB grant copies of a self-granted page"),
+    (Action::Script, "script", Expectation::Poweroff, "run steps= (op:args:expect;...) and print one result per step"),
     (Action::Panic, "panic", Expectation::Crash, "panic!(\"deliberate\")"),
     (Action::Spin, "spin", Expectation::RunsForever, "loop forever"),
     (Action::Counter, "counter", Expectation::Poweroff, "count without yielding, report every interval_ms= (100) of system time, stop after duration_ms= (2000)"),

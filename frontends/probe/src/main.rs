@@ -10,12 +10,14 @@
 #![allow(unreachable_pub)]
 
 mod action;
+mod bench;
 mod control;
 mod events;
 mod grant_self;
 mod hostile;
 mod measure;
 mod rings;
+mod script;
 mod snoop;
 mod timing;
 mod tiny;
@@ -180,6 +182,10 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         Action::Sse => sse(),
         Action::NullBench => null_bench(info),
         Action::YieldBench => yield_bench(info),
+        Action::EventPing => bench::event_ping(info),
+        Action::EventPong => bench::event_pong(info),
+        Action::GrantBench => bench::grant_bench(info),
+        Action::Script => script::run(info),
         Action::Panic => panic!("deliberate"),
         Action::Spin => loop {
             core::hint::spin_loop();

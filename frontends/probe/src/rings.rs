@@ -366,6 +366,7 @@ pub fn ring_front(info: &StartInfo) -> ShutdownReason {
     };
     info!("ring-front: port {port} ref {reference} granted to d{back}");
     let mut client = Client::new(count, reference);
+    let started = guest_runtime::timestamp_counter();
     let mut received = 0u64;
     let outcome = loop {
         match client.step(&mut ring, &mut || event::send(port)) {
@@ -390,6 +391,8 @@ pub fn ring_front(info: &StartInfo) -> ShutdownReason {
     };
     if outcome == ShutdownReason::Poweroff {
         info!("ring-front: {count} round trips, {} notifications sent, {received} received", client.notifications_sent());
+        let cycles = guest_runtime::timestamp_counter().wrapping_sub(started);
+        info!("bench: ring {count} round trips in {cycles} cycles");
     }
     revoke_and_stop(&grants, reference, Some(port), page, outcome)
 }

@@ -79,12 +79,45 @@ fn create_to_first_output() -> u64 {
     figures[figures.len() / 2]
 }
 
+/// Boots `domains` under icount and returns every integer of the first log
+/// line containing `needle`.
+fn figures(domains: Vec<DomainConfig>, needle: &str) -> Vec<u64> {
+    let mut machine = Machine::new("on_idle=poweroff loglvl=warning");
+    for domain in domains {
+        machine = machine.domain(domain);
+    }
+    let bundle = machine.bundle();
+    let boot = boot_image_with(build_images(), &machine.command_line, Some(&bundle), Duration::from_secs(300), &ICOUNT);
+    boot.expect_outcome(Outcome::PoweredOff);
+    let line = boot.log.lines().find(|line| line.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in:\n{}", boot.tail(30)));
+    let rest = &line[line.find(needle).unwrap_or(0) + needle.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).filter(|word| !word.is_empty()).filter_map(|word| word.parse().ok()).collect()
+}
+
 fn main() {
     let write = !std::env::args().any(|argument| argument == "--no-write");
     eprintln!("qemu-bench: null hypercall vs bare syscall/sysret, {CALLS} calls each, under -icount shift=0,sleep=off");
     let (null, bare) = null_hypercall();
     let yield_trip = yield_round_trip();
     let create = create_to_first_output();
+    let ping = figures(
+        vec![
+            DomainConfig::probe("ping", &format!("action=event-ping peer=2 count={CALLS}")),
+            DomainConfig::probe("pong", &format!("action=event-pong peer=1 port=1 count={CALLS}")),
+        ],
+        "bench: event ping-pong ",
+    )[0];
+    let grants = figures(vec![DomainConfig::probe("grants", &format!("action=grant-bench count={CALLS}"))], "bench: grant map+unmap ");
+    let (map_unmap, copy) = (grants[0], grants[2]);
+    const RING: u64 = 100_000;
+    let ring = figures(
+        vec![
+            DomainConfig::probe("front", &format!("action=ring-front back=2 count={RING} ref=8 timeout_ms=600000")),
+            DomainConfig::probe("back", &format!("action=ring-back front=1 port=1 ref=8 count={RING} timeout_ms=600000")),
+        ],
+        "bench: ring ",
+    );
+    let ring_per_million = ring[0] * 1_000_000 / ring[1].max(1);
     let table = format!(
         "{START}\n\
 ## Hypercall round trip (QEMU TCG, `-icount shift=0,sleep=off`)\n\n\
@@ -97,7 +130,13 @@ entry path (`xen-core/src/arch/entry.rs`), not counted by the CPU.\n\n\
 | bare `syscall`/`sysret` (`BARE_SYSCALL_FOR_BENCHMARK`) | {bare} | 0 | 2 | 0 |\n\
 | null hypercall (`NULL`, full entry, dispatch, exit) | {null} | 2 | 2 | 2 (each CR3 load flushes non-global entries; no PCID yet) |\n\
 | domain switch: half a `sched_op(yield)` ping-pong between two domains | {switch} | 2 | 2 | 2 |\n\
-| create to first output: from the start of a domain's build (4 MiB, 189-byte kernel) to its first `console_io` (median of 9) | {create} | | | |\n\n\
+| create to first output: from the start of a domain's build (4 MiB, 189-byte kernel) to its first `console_io` (median of 9) | {create} | | | |\n\
+| event-channel ping-pong between two domains (send, block, switch, wake, reply, and back) | {ping} | 8 | 8 | 8 |\n\
+| grant map + unmap of a page (two hypercalls, a PTE set and cleared) | {map_unmap} | 4 | 4 | 4 |\n\
+| grant copy of 4 KiB (one hypercall) | {copy} | 2 | 2 | 2 |\n\n\
+Ring between two domains (blkif requests and responses through a granted page, notifications\n\
+suppressed by the ring's event indices): **{ring_per_million} requests per million instructions**\n\
+({RING} round trips). Anchor for the ping-pong: seL4's IPC call+reply is about 750 cycles (Skylake).\n\n\
 The difference ({diff} instructions) is the price of XPTI (two CR3 loads), saving and restoring the\n\
 registers, the locks and the dispatcher. A domain switch adds the scheduler's accounting and decision,\n\
 FXSAVE/FXRSTOR of the vector state and publishing `vcpu_time_info`. Creating a domain is dominated by\n\
