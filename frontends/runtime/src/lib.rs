@@ -2,7 +2,8 @@
 //!
 //! It provides the entry point (`_start`, see [`entry!`]), safe wrappers for
 //! the hypercalls (console, scheduling, version, test operations, `domctl`
-//! in [`domctl`]), event channels ([`event`]), grant tables ([`grant`],
+//! in [`domctl`], the security server's mode and policy in [`xsm`]), event
+//! channels ([`event`]), grant tables ([`grant`],
 //! pages to grant in [`page`]), time and the timer ([`time`]), a `log`
 //! backend over the hypervisor console, a heap over the domain's free RAM,
 //! a panic handler that reports and shuts the domain down as crashed, and a
@@ -35,6 +36,7 @@ pub mod logger;
 pub mod page;
 mod start;
 pub mod time;
+pub mod xsm;
 
 #[cfg(target_os = "none")]
 mod panic;
