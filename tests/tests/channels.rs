@@ -104,3 +104,14 @@ fn a_granter_destroyed_while_mapped_keeps_its_frame_until_the_last_unmap() {
     let freed = boot.log.find("d2: the last frame it granted").unwrap_or(0);
     assert!(freed > torn);
 }
+
+#[test]
+fn the_builder_grants_console_and_store_pages_to_the_control_domain_in_refs_0_and_1() {
+    let boot = Machine::new("on_idle=poweroff")
+        .domain(DomainConfig::probe("control", "action=hello").control())
+        .domain(DomainConfig::probe("guest", "action=reserved-refs"))
+        .boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("reserved-refs: ref 0 (console) flags 0x1 domid 1 frame 2")
+        .expect_log("reserved-refs: ref 1 (store) flags 0x1 domid 1 frame 3");
+}

@@ -59,3 +59,29 @@ fn a_policy_that_breaks_a_neverallow_does_not_compile() {
     let message = error.to_string();
     assert!(message.contains("neverallow"), "{message}");
 }
+
+/// The default machine (`make run`): the untrusted domain's attack script
+/// is refused step by step, each policy denial logged as an AVC line, while
+/// banking's ring to the driver carries on to the end.
+#[test]
+fn the_default_machine_refuses_every_attack_and_banking_carries_on() {
+    let directory = xen_tests::workspace_root().join("toolstack").join("machines").join("default");
+    let launch = toolstack::launch::load(&directory).expect("the default launch description");
+    let bytes = toolstack::bundle::build(&launch).expect("the default bundle");
+    let bundle = xen_tests::workspace_root().join("target").join("test-machines").join(format!("default-{}.bin", std::process::id()));
+    std::fs::create_dir_all(bundle.parent().expect("a parent")).expect("create the directory");
+    std::fs::write(&bundle, bytes).expect("write the bundle");
+    let boot = xen_tests::boot_image(xen_tests::build_images(), "on_idle=poweroff", Some(&bundle), std::time::Duration::from_secs(240));
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("script: 6 steps, 6 passed, 0 failed")
+        .expect_log("script: 21 steps, 21 passed, 0 failed")
+        .expect_log("avc:  denied  { map_read map_write } for domid=4 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:banking_t tclass=grant")
+        .expect_log("ring-front: 4000000 round trips")
+        .expect_log("ring-back: served 4000000 requests")
+        .expect_no_log(": FAIL")
+        .expect_no_log("shutdown: crash")
+        .expect_no_log("LEAK");
+    assert!(boot.log.matches("avc:  denied").count() >= 25, "{}", boot.tail(40));
+    let last = boot.log.lines().rfind(|line| line.contains("health: no domains left")).unwrap_or_default();
+    assert!(last.ends_with(": ok"), "{last}");
+}

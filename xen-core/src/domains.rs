@@ -16,7 +16,7 @@ use xen_abi::domctl::state;
 use xen_abi::sched::ShutdownReason;
 use xen_abi::{errno, layout, DomId, GuestAddress};
 use xen_core::cmdline::IdleAction;
-use xen_core::domain::{Domain, DomainSpec, DomainState, HypervisorMapping};
+use xen_core::domain::{Domain, DomainSpec, DomainState, HypervisorMapping, MachineMemory};
 use xen_core::domctl::{self, Command, CreateRequest, DomainInfo};
 use xen_core::hypercall::{self, Action, Context};
 use xen_core::layout::KERNEL_VMA;
@@ -149,10 +149,27 @@ impl Hypervisor {
     fn build(&mut self, spec: &DomainSpec<'_>, image: &[u8], weight: u32) -> Result<DomId, xen_core::domain::BuildError> {
         let id = DomId(self.next_id);
         let (tsc, now) = clock::now_with_tsc();
+        // The console and store pages are served by the control domain:
+        // the builder grants them to it in the reserved refs 0 and 1.
+        let control = self
+            .domains
+            .iter()
+            .find(|domain| domain.flags & xen_abi::start_info::flags::CONTROL_DOMAIN != 0)
+            .map(|domain| domain.id);
         let mut domain = {
             let mut frames = FRAMES.lock();
             let mut machine = DirectMapMachine { frames: &mut frames };
             let domain = Domain::build(&mut machine, id, spec, image, &self.mappings, now)?;
+            if let (Some(control), Some(table)) = (control, domain.frame(layout::GRANT_TABLE_PFN)) {
+                use xen_abi::grant_table::{entry_flags, ENTRY_SIZE, RESERVED_CONSOLE, RESERVED_XENSTORE};
+                for (reference, pfn) in [(RESERVED_CONSOLE, layout::CONSOLE_PFN), (RESERVED_XENSTORE, layout::STORE_PFN)] {
+                    let mut entry = [0u8; ENTRY_SIZE];
+                    entry[0..2].copy_from_slice(&entry_flags::PERMIT_ACCESS.to_le_bytes());
+                    entry[2..4].copy_from_slice(&control.0.to_le_bytes());
+                    entry[4..8].copy_from_slice(&(pfn as u32).to_le_bytes());
+                    machine.write(table, reference as usize * ENTRY_SIZE, &entry);
+                }
+            }
             if let Some(page) = domain.frame(layout::SHARED_INFO_PFN) {
                 if let Some(scale) = clock::scale() {
                     time_info::publish_time(&mut machine, page, tsc, now, scale);

@@ -95,6 +95,8 @@ pub enum Action {
     GrantBench,
     /// Run a script of checked operations (`steps=`).
     Script,
+    /// Print grant entries 0 and 1 (console, store), filled by the builder.
+    ReservedRefs,
     /// `panic!`.
     Panic,
     /// Loop forever.
@@ -161,6 +163,7 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::EventPing, "event-ping", Expectation::Poweroff, "alloc a port for peer=, time count= event round trips"),
     (Action::EventPong, "event-pong", Expectation::Poweroff, "bind peer='s port=, answer count= events"),
     (Action::GrantBench, "grant-bench", Expectation::Poweroff, "time count= grant map+unmap and 4 KiB grant copies of a self-granted page"),
+    (Action::ReservedRefs, "reserved-refs", Expectation::Poweroff, "print grant refs 0 and 1 (console, store) as the builder filled them"),
     (Action::Script, "script", Expectation::Poweroff, "run steps= (op:args:expect;...) and print one result per step"),
     (Action::Panic, "panic", Expectation::Crash, "panic!(\"deliberate\")"),
     (Action::Spin, "spin", Expectation::RunsForever, "loop forever"),

@@ -115,3 +115,27 @@ pub fn grant_self(info: &StartInfo) -> ShutdownReason {
         ShutdownReason::Poweroff
     }
 }
+
+/// `action=reserved-refs`: prints this domain's grant entries 0 and 1, which
+/// the domain builder fills for the console and store pages.
+pub fn reserved_refs(_info: &StartInfo) -> ShutdownReason {
+    let Some(grants) = GrantTable::this_domain() else {
+        error!("reserved-refs: no grant table page");
+        return ShutdownReason::Crash;
+    };
+    for (reference, what) in [(0u32, "console"), (1, "store")] {
+        match grants.get(reference) {
+            Some(entry) => info!(
+                "reserved-refs: ref {reference} ({what}) flags {:#x} domid {} frame {}",
+                entry.flags(),
+                entry.domid(),
+                entry.frame()
+            ),
+            None => {
+                error!("reserved-refs: ref {reference} is not in the table");
+                return ShutdownReason::Crash;
+            }
+        }
+    }
+    ShutdownReason::Poweroff
+}

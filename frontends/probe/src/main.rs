@@ -186,6 +186,7 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         Action::EventPong => bench::event_pong(info),
         Action::GrantBench => bench::grant_bench(info),
         Action::Script => script::run(info),
+        Action::ReservedRefs => grant_self::reserved_refs(info),
         Action::Panic => panic!("deliberate"),
         Action::Spin => loop {
             core::hint::spin_loop();

@@ -277,6 +277,26 @@ impl Hypervisor {
             gnt::MAP_GRANT_REF => gnt::map_grant_ref::SIZE,
             gnt::UNMAP_GRANT_REF => gnt::unmap_grant_ref::SIZE,
             gnt::COPY => gnt::copy::SIZE,
+            gnt::SETUP_TABLE => {
+                // Our table is fixed: one page at GRANT_TABLE_PFN. Report it
+                // (Xen's layout: dom u16 @0, nr_frames u32 @4, status i16 @8
+                // out, frame_list handle u64 @16: the pfns are written there).
+                let mut block: [u8; gnt::setup_table::SIZE] = match read_block(self, me, address) {
+                    Ok(block) => block,
+                    Err(code) => return Ok(-code),
+                };
+                let code = if u32_at(&block, 4) == 0 || u32_at(&block, 4) as u64 > layout::GRANT_TABLE_PAGES {
+                    status::GENERAL_ERROR
+                } else {
+                    let list = u64_at(&block, 16);
+                    match write_block(self, me, list, &layout::GRANT_TABLE_PFN.to_le_bytes()) {
+                        Ok(()) => status::OKAY,
+                        Err(_) => status::BAD_VIRT_ADDR,
+                    }
+                };
+                block[8..10].copy_from_slice(&code.to_le_bytes());
+                return Ok(write_block(self, me, address, &block).map_or(-errno::EFAULT, |()| 0));
+            }
             gnt::QUERY_SIZE => {
                 let mut block: [u8; gnt::setup_table::QUERY_SIZE_SIZE] = match read_block(self, me, address) {
                     Ok(block) => block,
