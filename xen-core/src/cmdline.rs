@@ -54,6 +54,9 @@ pub struct BootOptions<'a> {
     pub testing: bool,
     /// `flask=permissive`: log policy denials but allow (default enforcing).
     pub permissive: bool,
+    /// `flask=disabled`: no policy checks at all (Xen's dummy XSM), for
+    /// measuring the hook's cost only; logged loudly at boot.
+    pub policy_disabled: bool,
     /// Words that were not understood, or had a bad value.
     pub unknown: heapless::Vec<&'a str, MAX_UNKNOWN>,
 }
@@ -67,6 +70,7 @@ impl Default for BootOptions<'_> {
             timer_test_ms: 10,
             testing: false,
             permissive: false,
+            policy_disabled: false,
             unknown: heapless::Vec::new(),
         }
     }
@@ -117,11 +121,15 @@ pub fn parse(line: &str) -> BootOptions<'_> {
             }
             .map(|action| options.on_idle = action),
             "flask" => match value {
-                "enforcing" => Some(false),
-                "permissive" => Some(true),
+                "enforcing" => Some((false, false)),
+                "permissive" => Some((true, false)),
+                "disabled" => Some((false, true)),
                 _ => None,
             }
-            .map(|permissive| options.permissive = permissive),
+            .map(|(permissive, disabled)| {
+                options.permissive = permissive;
+                options.policy_disabled = disabled;
+            }),
             "testing" => match value {
                 "1" => Some(true),
                 "0" => Some(false),
@@ -159,6 +167,7 @@ mod tests {
         assert!(options.testing);
         assert!(options.permissive);
         assert!(!parse("flask=enforcing").permissive);
+        assert!(parse("flask=disabled").policy_disabled);
         assert_eq!(parse("flask=off").unknown.len(), 1);
         assert_eq!(options.log_level, LevelFilter::Debug);
         assert_eq!(options.selftest, Some(SelfTest::PageFault));

@@ -186,7 +186,7 @@ pub extern "C" fn kernel_entry(magic: u32, info_address: u32) -> ! {
     }
 
     let bundle = bundle_range.map(|(start, end)| physical::module_bytes(start, end));
-    crate::domains::start(bundle, options.testing, options.permissive, options.on_idle, lapic_hz);
+    crate::domains::start(bundle, options.testing, (options.permissive, options.policy_disabled), options.on_idle, lapic_hz);
 
     idle(&options, lapic_hz)
 }
