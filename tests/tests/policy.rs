@@ -63,14 +63,31 @@ fn a_policy_that_breaks_a_neverallow_does_not_compile() {
 /// The default machine (`make run`): the untrusted domain's attack script
 /// is refused step by step, each policy denial logged as an AVC line, while
 /// banking's ring to the driver carries on to the end.
-#[test]
-fn the_default_machine_refuses_every_attack_and_banking_carries_on() {
+fn default_machine_bundle(tag: &str) -> std::path::PathBuf {
     let directory = xen_tests::workspace_root().join("toolstack").join("machines").join("default");
     let launch = toolstack::launch::load(&directory).expect("the default launch description");
     let bytes = toolstack::bundle::build(&launch).expect("the default bundle");
-    let bundle = xen_tests::workspace_root().join("target").join("test-machines").join(format!("default-{}.bin", std::process::id()));
+    let bundle = xen_tests::workspace_root().join("target").join("test-machines").join(format!("default-{tag}-{}.bin", std::process::id()));
     std::fs::create_dir_all(bundle.parent().expect("a parent")).expect("create the directory");
     std::fs::write(&bundle, bytes).expect("write the bundle");
+    bundle
+}
+
+#[test]
+fn in_permissive_mode_the_same_attacks_are_logged_and_let_through() {
+    let bundle = default_machine_bundle("permissive");
+    let boot = xen_tests::boot_image(xen_tests::build_images(), "on_idle=poweroff flask=permissive", Some(&bundle), std::time::Duration::from_secs(240));
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("PERMISSIVE")
+        .expect_log("avc:  denied  { pause } for domid=4 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:banking_t tclass=domain")
+        .expect_log("d4: paused d3")
+        .expect_log("d4: destroying d3")
+        .expect_log("(expected deny): FAIL");
+}
+
+#[test]
+fn the_default_machine_refuses_every_attack_and_banking_carries_on() {
+    let bundle = default_machine_bundle("enforcing");
     let boot = xen_tests::boot_image(xen_tests::build_images(), "on_idle=poweroff", Some(&bundle), std::time::Duration::from_secs(240));
     boot.expect_outcome(Outcome::PoweredOff)
         .expect_log("script: 6 steps, 6 passed, 0 failed")
@@ -84,4 +101,32 @@ fn the_default_machine_refuses_every_attack_and_banking_carries_on() {
     assert!(boot.log.matches("avc:  denied").count() >= 25, "{}", boot.tail(40));
     let last = boot.log.lines().rfind(|line| line.contains("health: no domains left")).unwrap_or_default();
     assert!(last.ends_with(": ok"), "{last}");
+}
+
+/// The control domain replaces the policy at run time with one that allows
+/// one more pair (untrusted may describe the control domain); before the
+/// load that is denied, after it, allowed. A domain without
+/// `security { load_policy }` cannot do the same.
+#[test]
+fn the_control_domain_loads_a_policy_that_allows_one_more_pair() {
+    let base = "type control_t; type untrusted_t; type security_t;\n\
+                allow control_t untrusted_t : domain { getdomaininfo pause unpause destroy };\n\
+                allow control_t self : domain getdomaininfo;\n\
+                allow control_t security_t : security { load_policy setenforce };\n\
+                neverallow untrusted_t security_t : security *;\n";
+    let extended = format!("{base}allow untrusted_t control_t : domain getdomaininfo;\n");
+    let compiled = toolstack::policy::compile(&extended).expect("the extended policy compiles");
+    let hex: String = compiled.iter().map(|byte| format!("{byte:02x}")).collect();
+    assert!(hex.len() < 900, "the policy must fit a command line: {} hex digits", hex.len());
+    let boot = Machine::new("on_idle=poweroff")
+        .policy(Some(base))
+        .domain(DomainConfig::probe("control", &format!("action=script steps=sleep:100=ok;loadpolicy:{hex}=ok;sleep:1000=ok")).control())
+        .domain(DomainConfig::probe("guest", &format!("action=script steps=info:1=deny;loadpolicy:{hex}=deny;sleep:400=ok;info:1=ok")))
+        .boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("avc:  denied  { getdomaininfo } for domid=2 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:control_t tclass=domain")
+        .expect_log("avc:  denied  { load_policy } for domid=2")
+        .expect_log("xsm: d1 loaded a new policy")
+        .expect_log("script: 3 steps, 3 passed, 0 failed")
+        .expect_log("script: 4 steps, 4 passed, 0 failed");
 }

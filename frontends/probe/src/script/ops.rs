@@ -21,6 +21,17 @@ use crate::tiny::TINY_HELLO;
 /// Bytes `copy:D:R` copies.
 pub const COPY_BYTES: u16 = 16;
 
+/// The bytes hexadecimal text spells (the syntax checked the digits).
+pub fn decode_hex(hex: &str) -> super::alloc::vec::Vec<u8> {
+    let digit = |byte: u8| match byte {
+        b'0'..=b'9' => byte - b'0',
+        b'a'..=b'f' => byte - b'a' + 10,
+        b'A'..=b'F' => byte - b'A' + 10,
+        _ => 0,
+    };
+    hex.as_bytes().chunks_exact(2).map(|pair| digit(pair[0]) << 4 | digit(pair[1])).collect()
+}
+
 /// What `loadpolicy` sends: 64 bytes that are no compiled policy (no magic,
 /// no header), so a domain allowed to load policies gets `EINVAL`.
 pub const NOT_A_POLICY: [u8; 64] = [0xa5; 64];
@@ -110,7 +121,8 @@ fn single(op: Op<'_>, context: &Context<'_>) -> Outcome {
             Ok(false) => Outcome::ok_with("permissive"),
             Err(errno) => errno.into(),
         },
-        Op::LoadPolicy => Outcome::of_unit(xsm::load_policy(&NOT_A_POLICY)),
+        Op::LoadPolicy { hex: None } => Outcome::of_unit(xsm::load_policy(&NOT_A_POLICY)),
+        Op::LoadPolicy { hex: Some(hex) } => Outcome::of_unit(xsm::load_policy(&decode_hex(hex))),
         Op::Sleep { ms } => match time::sleep_ns(ms.saturating_mul(NS_PER_MS)) {
             Ok(_) => Outcome::ok(),
             Err(errno) => errno.into(),

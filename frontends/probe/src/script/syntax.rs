@@ -114,8 +114,12 @@ pub enum Op<'a> {
     },
     /// `getenforce` (xsm_op).
     GetEnforce,
-    /// `loadpolicy`: xsm_op LOAD of 64 bytes that are not a policy.
-    LoadPolicy,
+    /// `loadpolicy`: xsm_op LOAD of 64 bytes that are not a policy;
+    /// `loadpolicy:HEX`: of the compiled policy those hex digits spell.
+    LoadPolicy {
+        /// The policy in hexadecimal, if given.
+        hex: Option<&'a str>,
+    },
     /// `sleep:MS`.
     Sleep {
         /// Milliseconds of system time.
@@ -369,8 +373,15 @@ pub fn parse_op(text: &str) -> Result<Op<'_>, Why<'_>> {
             Op::GetEnforce
         }
         "loadpolicy" => {
-            want("no argument", 0)?;
-            Op::LoadPolicy
+            if count == 1 {
+                if a.is_empty() || a.len() % 2 != 0 || !a.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+                    return Err(Why::Arguments(name, "HEX (an even number of hex digits)", count));
+                }
+                Op::LoadPolicy { hex: Some(a) }
+            } else {
+                want("no argument or HEX", 0)?;
+                Op::LoadPolicy { hex: None }
+            }
         }
         "sleep" => {
             want("MS", 1)?;
@@ -451,7 +462,8 @@ mod tests {
         assert_eq!(op("setenforce:0"), Op::SetEnforce { enforcing: false });
         assert_eq!(op("setenforce:1"), Op::SetEnforce { enforcing: true });
         assert_eq!(op("getenforce"), Op::GetEnforce);
-        assert_eq!(op("loadpolicy"), Op::LoadPolicy);
+        assert_eq!(op("loadpolicy"), Op::LoadPolicy { hex: None });
+        assert_eq!(op("loadpolicy:0aFf"), Op::LoadPolicy { hex: Some("0aFf") });
         assert_eq!(op("sleep:250"), Op::Sleep { ms: 250 });
         assert_eq!(op("sleep:0"), Op::Sleep { ms: 0 });
         assert_eq!(op("yield"), Op::Yield);
@@ -492,7 +504,9 @@ mod tests {
         assert_eq!(parse_op("guess:3:0:1:2:3:4"), Err(Why::Arguments("guess", "D:FIRST:LAST", 6)));
         assert_eq!(parse_op("yield:1"), Err(Why::Arguments("yield", "no argument", 1)));
         assert_eq!(parse_op("getenforce:1"), Err(Why::Arguments("getenforce", "no argument", 1)));
-        assert_eq!(parse_op("loadpolicy:1"), Err(Why::Arguments("loadpolicy", "no argument", 1)));
+        assert_eq!(parse_op("loadpolicy:1"), Err(Why::Arguments("loadpolicy", "HEX (an even number of hex digits)", 1)));
+        assert_eq!(parse_op("loadpolicy:zz"), Err(Why::Arguments("loadpolicy", "HEX (an even number of hex digits)", 1)));
+        assert_eq!(parse_op("loadpolicy:00:11"), Err(Why::Arguments("loadpolicy", "no argument or HEX", 2)));
         assert_eq!(parse_op("create:a:b"), Err(Why::Arguments("create", "no argument or TYPE", 2)));
         assert_eq!(parse_op("setenforce"), Err(Why::Arguments("setenforce", "0 or 1", 0)));
         assert_eq!(parse_op("sleep"), Err(Why::Arguments("sleep", "MS", 0)));
