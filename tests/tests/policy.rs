@@ -92,6 +92,7 @@ fn the_default_machine_refuses_every_attack_and_banking_carries_on() {
     boot.expect_outcome(Outcome::PoweredOff)
         .expect_log("script: 6 steps, 6 passed, 0 failed")
         .expect_log("script: 21 steps, 21 passed, 0 failed")
+        .expect_log("denied: system_u:system_r:untrusted_t -> system_u:system_r:banking_t")
         .expect_log("avc:  denied  { map_read map_write } for domid=4 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:banking_t tclass=grant")
         .expect_log("ring-front: 4000000 round trips")
         .expect_log("ring-back: served 4000000 requests")

@@ -294,11 +294,28 @@ impl Hypervisor {
         true
     }
 
+    /// The policy's denial counters, per source/target pair.
+    fn report_denials(&self) {
+        let Some(security) = self.security.as_ref() else { return };
+        if security.total_denials() == 0 {
+            return;
+        }
+        info!("xsm: {} denials since boot ({} AVC lines suppressed by the rate limit)", security.total_denials(), security.suppressed_lines());
+        for (subject, target, count) in security.denial_counters() {
+            info!(
+                "xsm:   {count} denied: {} -> {}",
+                security.context(subject).unwrap_or("?"),
+                security.context(target).unwrap_or("?")
+            );
+        }
+    }
+
     fn report_health(&self) {
         let free = FRAMES.lock().counts().free;
         let heap = heap_in_use();
         let (baseline_free, baseline_heap) = self.baseline;
         if self.domains.is_empty() && self.orphans.is_empty() {
+            self.report_denials();
             if free == baseline_free && heap == baseline_heap {
                 info!("health: no domains left; frames free {free} (baseline {baseline_free}), heap {heap} bytes in use (baseline {baseline_heap}): ok");
             } else {
