@@ -32,20 +32,8 @@ use xen_abi::policy::Class;
 
 pub use binary::{decode, encode, DecodeError};
 
-/// A place in the policy text, 1-based.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    /// The line.
-    pub line: usize,
-    /// The column, counted in characters.
-    pub column: usize,
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{}:{}", self.line, self.column)
-    }
-}
+/// A place in the policy text: the same line-and-column as config files.
+pub use crate::config::syntax::Position;
 
 /// What is wrong with the policy text.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,8 +6,9 @@
 
 use std::fmt;
 
-/// A 1-based line and column (columns count characters).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// A 1-based line and column (columns count characters), in a config file
+/// or in a policy's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     /// Line, from 1.
     pub line: usize,

@@ -29,6 +29,42 @@ pub const SYSCALL_VECTOR: u64 = 0x100;
 
 global_asm!(
     r#"
+    /* The saved registers, in `TrapFrame` order (r15 lowest). */
+    .macro push_registers
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    .endm
+    .macro pop_registers
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    .endm
+
     .section .entry.text, "ax"
     .p2align 4
     .global trap_stubs
@@ -47,21 +83,7 @@ trap_stubs:
     .endr
 
 trap_common:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    push_registers
     test byte ptr [rsp + 18 * 8], 3     /* CS of the interrupted context */
     jz 2f
     swapgs
@@ -80,21 +102,7 @@ trap_common:
     mov rdi, rsp
     cld
     call {from_hypervisor}
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    pop_registers
     add rsp, 16
     iretq
 
@@ -115,21 +123,7 @@ syscall_entry:
     push rcx
     push 0
     push {syscall_vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    push_registers
     mov rax, gs:[{hypervisor_cr3}]
     mov cr3, rax
     mov rdi, rsp
@@ -143,21 +137,7 @@ return_to_domain:
     mov rcx, gs:[{guest_cr3}]
     mov cr3, rcx
     test rax, rax                       /* flags survive pop, lea, swapgs */
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    pop_registers
     lea rsp, [rsp + 16]
     swapgs
     jnz 4f
