@@ -3,6 +3,8 @@
 //! meaningful (the logic lives in the `xen_core` library and is tested there).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// Unsafe code lives in the arch layer only (allowed on `mod arch` below).
+#![deny(unsafe_code)]
 // reason: a binary's modules are private to it; `pub` marks what the arch
 // layer offers the rest of the binary, which this lint cannot see.
 #![allow(unreachable_pub)]
@@ -11,6 +13,7 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)] // reason: the arch layer is the one place registers, instructions and raw memory are touched
 mod arch;
 #[cfg(target_os = "none")]
 mod clock;
