@@ -155,6 +155,12 @@ entry path (`xen-core/src/arch/entry.rs`), not counted by the CPU.\n\n\
 Ring between two domains (blkif requests and responses through a granted page, notifications\n\
 suppressed by the ring's event indices): **{ring_per_million} requests per million instructions**\n\
 ({RING} round trips). Anchor for the ping-pong: seL4's IPC call+reply is about 750 cycles (Skylake).\n\n\
+A null hypercall costs {diff} instructions more than the bare pair: XPTI (two CR3 loads), saving and restoring the\n\
+registers, the locks and the dispatcher. A domain switch adds the scheduler's accounting and decision,\n\
+FXSAVE/FXRSTOR of the vector state and publishing `vcpu_time_info`. Creating a domain is dominated by\n\
+zeroing its RAM (1024 frames) and building its page tables. Anchors: seL4's one-way IPC fastpath is\n\
+about 375 cycles; LightVM creates a Xen domain in 2.3 ms.\n\
+\n\
 ### The policy hook's cost\n\n\
 The same runs with the policy checks off (`flask=disabled`, Xen's dummy XSM: only the structural\n\
 checks remain), side by side. Each send asks `event {{ send }}`, each map `grant {{ map_read map_write }}`\n\
@@ -164,11 +170,6 @@ in front of the policy's binary search (without the cache the hook added 8-12%).
 |---|---:|---:|---:|\n\
 | event-channel ping-pong | {ping} | {ping_without} | {ping_cost:.1}% |\n\
 | grant map + unmap | {map_unmap} | {map_unmap_without} | {map_cost:.1}% |\n\n\
-The difference ({diff} instructions) is the price of XPTI (two CR3 loads), saving and restoring the\n\
-registers, the locks and the dispatcher. A domain switch adds the scheduler's accounting and decision,\n\
-FXSAVE/FXRSTOR of the vector state and publishing `vcpu_time_info`. Creating a domain is dominated by\n\
-zeroing its RAM (1024 frames) and building its page tables. Anchors: seL4's one-way IPC fastpath is\n\
-about 375 cycles; LightVM creates a Xen domain in 2.3 ms.\n\
 {END}\n",
         diff = null.saturating_sub(bare),
         switch = yield_trip / 2,
