@@ -115,3 +115,14 @@ fn the_builder_grants_console_and_store_pages_to_the_control_domain_in_refs_0_an
         .expect_log("reserved-refs: ref 0 (console) flags 0x1 domid 1 frame 2")
         .expect_log("reserved-refs: ref 1 (store) flags 0x1 domid 1 frame 3");
 }
+
+#[test]
+fn a_domain_grants_maps_revokes_and_copies_its_own_page() {
+    let boot = Machine::new("on_idle=poweroff").domain(DomainConfig::probe("self", "action=grant-self")).boot(DEFAULT_DEADLINE);
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("grant-self: revoke while mapped: busy")
+        .expect_log("grant-self: revoked after the unmap")
+        .expect_log("grant-self: copy: status GNTST_okay")
+        .expect_log("grant-self: done")
+        .expect_no_log("LEAK");
+}

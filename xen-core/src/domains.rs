@@ -4,9 +4,10 @@
 //! steps with every frame and heap byte accounted for. Safe code over the
 //! arch layer.
 //!
-//! Locking: one lock over the domain table and the run queue, taken on
-//! every entry from a domain with interrupts off; the frame allocator's lock
-//! nests inside it. (A lock per domain, for more CPUs, is still to come.)
+//! Locking: the table lock (`HYPERVISOR`: the domain table and the run
+//! queue) is taken on every entry from a domain, with interrupts off; each
+//! domain has its own lock inside it, taken in ascending domid order when an
+//! operation touches two domains; the frame allocator's lock nests last.
 
 use alloc::boxed::Box;
 use core::fmt::Write;
@@ -43,7 +44,7 @@ const TEARDOWN_BUDGET_FRAMES: usize = 2048;
 
 /// Everything the hypervisor knows about its domains.
 struct Hypervisor {
-    domains: heapless::Vec<Box<Domain>, MAX_DOMAINS>,
+    domains: heapless::Vec<Slot, MAX_DOMAINS>,
     scheduler: Scheduler,
     /// The domain whose registers are in the entry frame.
     current: Option<DomId>,
@@ -78,6 +79,21 @@ struct AvcEntry {
     class: Class,
     allowed: u32,
 }
+
+/// One domain behind its own lock. Its id and whether it is the control
+/// domain never change, so finding a domain takes no lock.
+///
+/// Lock order (DESIGN, "Ready for more CPUs"): the table (`HYPERVISOR`),
+/// then domains in ascending id ([`Hypervisor::lock_pair`]), then the frame
+/// allocator. One CPU runs today; nothing here assumes it.
+struct Slot {
+    id: DomId,
+    control: bool,
+    domain: spin::Mutex<Box<Domain>>,
+}
+
+/// A locked domain.
+type DomainGuard<'a> = spin::MutexGuard<'a, Box<Domain>>;
 
 static HYPERVISOR: spin::Mutex<Option<Hypervisor>> = spin::Mutex::new(None);
 
@@ -133,7 +149,7 @@ impl Hypervisor {
     /// a denial is logged in the AVC format. `Err` holds a positive errno.
     fn check(&mut self, subject: DomId, target: DomId, class: Class, permissions: u32) -> Result<(), i64> {
         let Some(index) = self.index_of(target) else { return Err(errno::ESRCH) };
-        let target_id = self.domains[index].security_id;
+        let target_id = self.lock(index).security_id;
         self.check_sid(subject, target_id, class, permissions)
     }
 
@@ -147,7 +163,7 @@ impl Hypervisor {
         if self.policy_disabled {
             return Ok(());
         }
-        let subject_id = self.index_of(subject).and_then(|index| self.domains[index].security_id);
+        let subject_id = self.index_of(subject).and_then(|index| self.lock(index).security_id);
         let Some(security) = self.security.as_mut() else { return Err(errno::EACCES) };
         let (Some(subject_id), Some(target_id)) = (subject_id, target) else { return Err(errno::EACCES) };
         // The common case, an allowed operation, needs no clock and no log;
@@ -171,12 +187,34 @@ impl Hypervisor {
     }
 
     fn index_of(&self, id: DomId) -> Option<usize> {
-        self.domains.iter().position(|domain| domain.id == id)
+        self.domains.iter().position(|slot| slot.id == id)
     }
 
-    fn domain_mut(&mut self, id: DomId) -> Option<&mut Domain> {
-        let index = self.index_of(id)?;
-        Some(&mut self.domains[index])
+    /// Locks the domain at `index`.
+    fn lock(&self, index: usize) -> DomainGuard<'_> {
+        self.domains[index].domain.lock()
+    }
+
+    /// Locks domain `id`, if it exists.
+    fn lock_id(&self, id: DomId) -> Option<DomainGuard<'_>> {
+        self.index_of(id).map(|index| self.lock(index))
+    }
+
+    /// Locks two different domains in the fixed order (lower id first) and
+    /// returns their guards in the order asked for.
+    fn lock_pair(&self, first: usize, second: usize) -> (DomainGuard<'_>, DomainGuard<'_>) {
+        if self.domains[first].id < self.domains[second].id {
+            let low = self.lock(first);
+            (low, self.lock(second))
+        } else {
+            let low = self.lock(second);
+            (self.lock(first), low)
+        }
+    }
+
+    /// The control domain, if there is one.
+    fn control_domain(&self) -> Option<DomId> {
+        self.domains.iter().find(|slot| slot.control).map(|slot| slot.id)
     }
 
     /// Builds a domain and queues it; returns its id.
@@ -185,11 +223,7 @@ impl Hypervisor {
         let (tsc, now) = clock::now_with_tsc();
         // The console and store pages are served by the control domain:
         // the builder grants them to it in the reserved refs 0 and 1.
-        let control = self
-            .domains
-            .iter()
-            .find(|domain| domain.flags & xen_abi::start_info::flags::CONTROL_DOMAIN != 0)
-            .map(|domain| domain.id);
+        let control = self.control_domain();
         let mut domain = {
             let mut frames = FRAMES.lock();
             let mut machine = DirectMapMachine { frames: &mut frames };
@@ -235,14 +269,15 @@ impl Hypervisor {
             domain.destroy(&mut machine);
             return Err(xen_core::domain::BuildError::OutOfMemory { needed_frames: 0, free_frames: 0 });
         }
-        let _ = self.domains.push(domain);
+        let control = domain.flags & xen_abi::start_info::flags::CONTROL_DOMAIN != 0;
+        let _ = self.domains.push(Slot { id, control, domain: spin::Mutex::new(domain) });
         self.next_id = self.next_id.wrapping_add(1).max(1) % xen_abi::DomId::FIRST_RESERVED.0;
         Ok(id)
     }
 
     /// Marks a domain dying: it never runs again; teardown follows in steps.
     fn kill(&mut self, id: DomId, reason: ShutdownReason) {
-        if let Some(domain) = self.domain_mut(id) {
+        if let Some(mut domain) = self.lock_id(id) {
             if !matches!(domain.state, DomainState::Dying(_)) {
                 domain.state = DomainState::Dying(reason);
             }
@@ -257,12 +292,12 @@ impl Hypervisor {
         let finished = {
             let mut frames = FRAMES.lock();
             let mut machine = DirectMapMachine { frames: &mut frames };
-            self.domains[index].release_some(&mut machine, TEARDOWN_BUDGET_FRAMES)
+            self.lock(index).release_some(&mut machine, TEARDOWN_BUDGET_FRAMES)
         };
         if !finished {
             return false;
         }
-        let mut domain = self.domains.remove(index);
+        let mut domain = self.domains.remove(index).domain.into_inner();
         self.scheduler.remove(id);
         if self.current == Some(id) {
             self.current = None;
@@ -282,12 +317,7 @@ impl Hypervisor {
             teardown.ram_frames, teardown.table_frames
         );
         // Tell the control domain (VIRQ_DOM_EXC), as Xen does.
-        let control = self
-            .domains
-            .iter()
-            .find(|domain| domain.flags & xen_abi::start_info::flags::CONTROL_DOMAIN != 0)
-            .map(|domain| domain.id);
-        if let Some(control) = control {
+        if let Some(control) = self.control_domain() {
             self.raise_virq(control, xen_abi::timer::VIRQ_DOM_EXC);
         }
         self.report_health();
@@ -351,8 +381,8 @@ impl Hypervisor {
         let dying: heapless::Vec<DomId, MAX_DOMAINS> = self
             .domains
             .iter()
-            .filter(|domain| matches!(domain.state, DomainState::Dying(_)))
-            .map(|domain| domain.id)
+            .filter(|slot| matches!(slot.domain.lock().state, DomainState::Dying(_)))
+            .map(|slot| slot.id)
             .collect();
         let mut teardown_pending = false;
         for id in dying {
@@ -362,7 +392,7 @@ impl Hypervisor {
         if decision.next != self.current {
             // Save whoever was running (unless it is gone or dying).
             if let Some(current) = self.current {
-                if let Some(domain) = self.domain_mut(current) {
+                if let Some(mut domain) = self.lock_id(current) {
                     if !matches!(domain.state, DomainState::Dying(_)) {
                         domain.registers = *frame;
                         fpu::save(&mut domain.vector_state);
@@ -371,8 +401,7 @@ impl Hypervisor {
             }
             self.current = decision.next;
             if let Some(next) = decision.next {
-                if let Some(index) = self.index_of(next) {
-                    let domain = &self.domains[index];
+                if let Some(domain) = self.lock_id(next) {
                     *frame = domain.registers;
                     fpu::restore(&domain.vector_state);
                     percpu::set_guest_cr3(domain.space.root.address());
@@ -521,7 +550,7 @@ pub fn start(
         };
         if let Err(problem) = hypervisor.build(&spec, record.kernel, record.weight) {
             error!("d{} ({}): not built: {problem}; tearing down the domains built so far", hypervisor.next_id, record.name);
-            let built: heapless::Vec<DomId, MAX_DOMAINS> = hypervisor.domains.iter().map(|domain| domain.id).collect();
+            let built: heapless::Vec<DomId, MAX_DOMAINS> = hypervisor.domains.iter().map(|slot| slot.id).collect();
             for id in built {
                 hypervisor.kill(id, ShutdownReason::Poweroff);
                 while !hypervisor.teardown_step(id) {}
@@ -533,7 +562,7 @@ pub fn start(
     match hypervisor.schedule(&mut frame) {
         Next::Run(_) => {
             if let Some(current) = hypervisor.current {
-                if let Some(domain) = hypervisor.domain_mut(current) {
+                if let Some(domain) = hypervisor.lock_id(current) {
                     info!("{} ({}): running first", domain.id, domain.name);
                 }
             }
@@ -576,12 +605,12 @@ fn create_domain(hypervisor: &mut Hypervisor, caller: DomId, request: &CreateReq
     let mut command_line = [0u8; 1024];
     let (address, command_line_length) = request.command_line;
     let command_line = &mut command_line[..command_line_length as usize];
-    let copied = match hypervisor.domain_mut(caller) {
+    let copied = match hypervisor.lock_id(caller) {
         None => Err(errno::ESRCH),
         Some(domain) => {
             let mut frames = FRAMES.lock();
             let machine = DirectMapMachine { frames: &mut frames };
-            copy_image(domain, &machine, request, first, command_line, address)
+            copy_image(&domain, &machine, request, first, command_line, address)
         }
     };
     let outcome = copied.and_then(|()| {
@@ -664,7 +693,7 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
         Command::Pause(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::PAUSE),
         Command::Unpause(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::UNPAUSE),
         Command::GetInfo(from) => {
-            match hypervisor.domains.iter().filter(|domain| domain.id >= *from).min_by_key(|domain| domain.id).map(|domain| domain.id) {
+            match hypervisor.domains.iter().filter(|slot| slot.id >= *from).min_by_key(|slot| slot.id).map(|slot| slot.id) {
                 Some(found) => hypervisor.check(caller, found, Class::Domain, domain_permission::GET_DOMAIN_INFO),
                 None => Ok(()),
             }
@@ -686,7 +715,8 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
             if let Err(code) = target_ok(hypervisor, *target) {
                 return DomctlResult::Done(-code, false);
             }
-            if !hypervisor.domain_mut(*target).is_some_and(|domain| matches!(domain.state, DomainState::Dying(_))) {
+            let dying = hypervisor.lock_id(*target).is_some_and(|domain| matches!(domain.state, DomainState::Dying(_)));
+            if !dying {
                 info!("{caller}: destroying {target}");
                 hypervisor.kill(*target, ShutdownReason::Poweroff);
             }
@@ -702,7 +732,7 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
             }
             let pause = matches!(command, Command::Pause(_));
             let result = if pause { hypervisor.scheduler.pause(*target) } else { hypervisor.scheduler.unpause(*target) };
-            if let Some(domain) = hypervisor.domain_mut(*target) {
+            if let Some(mut domain) = hypervisor.lock_id(*target) {
                 if !matches!(domain.state, DomainState::Dying(_)) {
                     domain.state = if pause { DomainState::Paused } else { DomainState::Runnable };
                 }
@@ -711,8 +741,8 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
             DomctlResult::Done(if result.is_ok() { 0 } else { -errno::ESRCH }, false)
         }
         Command::GetInfo(from) => {
-            let found = hypervisor.domains.iter().filter(|domain| domain.id >= *from).min_by_key(|domain| domain.id);
-            let Some(domain) = found else { return DomctlResult::Done(-errno::ESRCH, false) };
+            let found = hypervisor.domains.iter().filter(|slot| slot.id >= *from).min_by_key(|slot| slot.id).map(|slot| slot.id);
+            let Some(domain) = found.and_then(|id| hypervisor.lock_id(id)) else { return DomctlResult::Done(-errno::ESRCH, false) };
             let entry = hypervisor.scheduler.entry(domain.id);
             let mut bits = match entry.map(|entry| entry.state) {
                 Some(RunState::Runnable) => state::RUNNING,
@@ -779,7 +809,7 @@ fn xsm_op(hypervisor: &mut Hypervisor, caller: DomId, operation: u64, first: u64
                 Some(index) => {
                     let mut frames = FRAMES.lock();
                     let machine = DirectMapMachine { frames: &mut frames };
-                    hypervisor.domains[index].copy_from_guest(&machine, GuestAddress(first), &mut bytes).is_ok()
+                    hypervisor.lock(index).copy_from_guest(&machine, GuestAddress(first), &mut bytes).is_ok()
                 }
                 None => false,
             };
@@ -815,15 +845,16 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
     let Some(index) = hypervisor.index_of(caller) else { cpu::exit(cpu::ExitCode::Failure) };
     let number = frame.rax;
     let action = {
-        let domain = &mut hypervisor.domains[index];
+        let mut domain = hypervisor.lock(index);
         let mut frames = FRAMES.lock();
         let machine = DirectMapMachine { frames: &mut frames };
         let mut sink = |line: &[u8]| LOGGER.write_line(line);
         let mut context = Context { now_ns: clock::now_ns(), testing, console_sink: &mut sink };
-        hypercall::dispatch(domain, &machine, frame, &mut context)
+        hypercall::dispatch(&mut domain, &machine, frame, &mut context)
     };
-    if number == xen_abi::hypercall::CONSOLE_IO && !hypervisor.domains[index].has_written {
-        let domain = &mut hypervisor.domains[index];
+    let first_output = number == xen_abi::hypercall::CONSOLE_IO && !hypervisor.lock(index).has_written;
+    if first_output {
+        let mut domain = hypervisor.lock(index);
         domain.has_written = true;
         let after_ns = clock::now_ns().saturating_sub(domain.created_ns);
         info!("{caller} ({}): first console output {after_ns} ns after its build began", domain.name);
@@ -868,7 +899,7 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
             }
         },
         Action::ClobberVectorState => {
-            let domain = &mut hypervisor.domains[index];
+            let mut domain = hypervisor.lock(index);
             fpu::save(&mut domain.vector_state);
             fpu::clobber();
             fpu::restore(&domain.vector_state);
@@ -883,8 +914,10 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
             false
         }
         Action::Shutdown(reason) => {
-            let domain = &hypervisor.domains[index];
-            info!("{} ({}): shutdown: {}", domain.id, domain.name, reason.name());
+            {
+                let domain = hypervisor.lock(index);
+                info!("{} ({}): shutdown: {}", domain.id, domain.name, reason.name());
+            }
             hypervisor.kill(caller, reason);
             true
         }
@@ -895,7 +928,7 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
                         Some(index) => {
                             let mut frames = FRAMES.lock();
                             let mut machine = DirectMapMachine { frames: &mut frames };
-                            hypervisor.domains[index].write_guest(&mut machine, address, &block[..])
+                            hypervisor.lock(index).write_guest(&mut machine, address, &block[..])
                         }
                         None => Ok(()),
                     };
@@ -946,7 +979,7 @@ pub fn on_trap_from_domain(frame: &mut TrapFrame) -> bool {
     if vector == u64::from(apic::TIMER_VECTOR) {
         apic::on_timer_interrupt();
     } else if let Some(current) = hypervisor.current {
-        if let Some(domain) = hypervisor.domain_mut(current) {
+        if let Some(domain) = hypervisor.lock_id(current) {
             let mut subject: heapless::String<64> = heapless::String::new();
             let _ = write!(subject, "{} ({}) crashed", domain.id, domain.name);
             let mut text: heapless::String<2048> = heapless::String::new();

@@ -3,7 +3,6 @@
 //! (`event_channel`, `grant_table`); this module finds the domains, copies
 //! each argument block in once, applies the result and writes it back.
 
-use alloc::boxed::Box;
 
 use xen_abi::event_channel as abi;
 use xen_abi::grant_table::{self as gnt, status};
@@ -43,29 +42,18 @@ fn grant_page(domain: &Domain) -> Option<GrantTablePage> {
     domain.frame(layout::GRANT_TABLE_PFN).map(GrantTablePage)
 }
 
-/// Two distinct domains of the table, mutably.
-fn two_mut(domains: &mut [Box<Domain>], first: usize, second: usize) -> (&mut Domain, &mut Domain) {
-    if first < second {
-        let (low, high) = domains.split_at_mut(second);
-        (&mut low[first], &mut high[0])
-    } else {
-        let (low, high) = domains.split_at_mut(first);
-        (&mut high[0], &mut low[second])
-    }
-}
-
 fn read_block<const N: usize>(hypervisor: &Hypervisor, caller: usize, address: u64) -> Result<[u8; N], i64> {
     let mut block = [0u8; N];
     let mut frames = FRAMES.lock();
     let machine = DirectMapMachine { frames: &mut frames };
-    hypervisor.domains[caller].copy_from_guest(&machine, GuestAddress(address), &mut block).map_err(|_| errno::EFAULT)?;
+    hypervisor.lock(caller).copy_from_guest(&machine, GuestAddress(address), &mut block).map_err(|_| errno::EFAULT)?;
     Ok(block)
 }
 
 fn write_block(hypervisor: &Hypervisor, caller: usize, address: u64, block: &[u8]) -> Result<(), i64> {
     let mut frames = FRAMES.lock();
     let mut machine = DirectMapMachine { frames: &mut frames };
-    hypervisor.domains[caller].write_guest(&mut machine, address, block).map_err(|_| errno::EFAULT)
+    hypervisor.lock(caller).write_guest(&mut machine, address, block).map_err(|_| errno::EFAULT)
 }
 
 fn u16_at(block: &[u8], at: usize) -> u16 {
@@ -89,7 +77,7 @@ impl Hypervisor {
     /// Raises `port` of `target` and wakes it if the event is deliverable.
     fn raise(&mut self, target: DomId, port: Port) {
         let Some(index) = self.index_of(target) else { return };
-        let Some(mut bits) = shared_info(&self.domains[index]) else { return };
+        let Some(mut bits) = shared_info(&self.lock(index)) else { return };
         if event_channel::raise(&mut bits, port).wakes() {
             self.wake(target);
         }
@@ -97,7 +85,7 @@ impl Hypervisor {
 
     /// Raises `virq` of `target`, if it bound a port to it.
     pub(super) fn raise_virq(&mut self, target: DomId, virq: u32) {
-        let port = self.index_of(target).and_then(|index| self.domains[index].events.virq_port(virq));
+        let port = self.lock_id(target).and_then(|domain| domain.events.virq_port(virq));
         if let Some(port) = port {
             self.raise(target, port);
         }
@@ -105,7 +93,7 @@ impl Hypervisor {
 
     /// Whether `id` has an event waiting (so `block` returns at once).
     pub(super) fn has_pending_event(&self, id: DomId) -> bool {
-        self.index_of(id).and_then(|index| shared_info(&self.domains[index])).is_some_and(|page| page.upcall_pending())
+        self.lock_id(id).and_then(|domain| shared_info(&domain)).is_some_and(|page| page.upcall_pending())
     }
 
     /// `event_channel_op`: returns 0 or a negative errno.
@@ -130,7 +118,8 @@ impl Hypervisor {
                     return Err(errno::ESRCH);
                 }
                 self.check(caller, remote, Class::Event, event_permission::CREATE)?;
-                let port = self.domains[me].events.alloc_unbound(remote).map_err(|error| error.errno())?;
+                let allocated = self.lock(me).events.alloc_unbound(remote);
+                let port = allocated.map_err(|error| error.errno())?;
                 block[abi::alloc_unbound::PORT..][..4].copy_from_slice(&port.0.to_le_bytes());
                 write_block(self, me, address, &block)?;
                 Ok(0)
@@ -141,11 +130,11 @@ impl Hypervisor {
                 let remote_port = Port(u32_at(&block, abi::bind_interdomain::REMOTE_PORT));
                 let other = self.index_of(remote).ok_or(errno::ESRCH)?;
                 self.check(caller, remote, Class::Event, event_permission::BIND)?;
-                let mut bits = shared_info(&self.domains[me]).ok_or(errno::EFAULT)?;
+                let mut bits = shared_info(&self.lock(me)).ok_or(errno::EFAULT)?;
                 let result = if other == me {
-                    event_channel::bind_interdomain(Pair::Same(&mut self.domains[me].events), &mut bits, remote_port)
+                    event_channel::bind_interdomain(Pair::Same(&mut self.lock(me).events), &mut bits, remote_port)
                 } else {
-                    let (local, remote_domain) = two_mut(&mut self.domains, me, other);
+                    let (mut local, mut remote_domain) = self.lock_pair(me, other);
                     event_channel::bind_interdomain(Pair::Two { local: &mut local.events, remote: &mut remote_domain.events }, &mut bits, remote_port)
                 };
                 let (port, _delivery) = result.map_err(|error| error.errno())?;
@@ -157,7 +146,8 @@ impl Hypervisor {
                 let mut block: [u8; abi::bind_virq::SIZE] = read_block(self, me, address)?;
                 let virq = u32_at(&block, abi::bind_virq::VIRQ);
                 let vcpu = u32_at(&block, abi::bind_virq::VCPU);
-                let port = self.domains[me].events.bind_virq(virq, vcpu).map_err(|error| error.errno())?;
+                let bound = self.lock(me).events.bind_virq(virq, vcpu);
+                let port = bound.map_err(|error| error.errno())?;
                 block[abi::bind_virq::PORT..][..4].copy_from_slice(&port.0.to_le_bytes());
                 write_block(self, me, address, &block)?;
                 Ok(0)
@@ -165,7 +155,8 @@ impl Hypervisor {
             abi::SEND => {
                 let block: [u8; abi::port_only::SIZE] = read_block(self, me, address)?;
                 let port = Port(u32_at(&block, abi::port_only::PORT));
-                if let Some((target, target_port)) = self.domains[me].events.send(port).map_err(|error| error.errno())? {
+                let sent = self.lock(me).events.send(port);
+                if let Some((target, target_port)) = sent.map_err(|error| error.errno())? {
                     self.check(caller, target, Class::Event, event_permission::SEND)?;
                     self.raise(target, target_port);
                 }
@@ -174,14 +165,15 @@ impl Hypervisor {
             abi::CLOSE => {
                 let block: [u8; abi::port_only::SIZE] = read_block(self, me, address)?;
                 let port = Port(u32_at(&block, abi::port_only::PORT));
-                let peer = self.domains[me].events.peer(port).and_then(|peer| self.index_of(peer));
-                let mut bits = shared_info(&self.domains[me]).ok_or(errno::EFAULT)?;
+                let peer = self.lock(me).events.peer(port);
+                let peer = peer.and_then(|peer| self.index_of(peer));
+                let mut bits = shared_info(&self.lock(me)).ok_or(errno::EFAULT)?;
                 let result = match peer {
                     Some(other) if other != me => {
-                        let (local, remote) = two_mut(&mut self.domains, me, other);
+                        let (mut local, mut remote) = self.lock_pair(me, other);
                         event_channel::close(Pair::Two { local: &mut local.events, remote: &mut remote.events }, &mut bits, port)
                     }
-                    _ => event_channel::close(Pair::Same(&mut self.domains[me].events), &mut bits, port),
+                    _ => event_channel::close(Pair::Same(&mut self.lock(me).events), &mut bits, port),
                 };
                 result.map_err(|error| error.errno())?;
                 Ok(0)
@@ -192,7 +184,8 @@ impl Hypervisor {
                     return Err(errno::EPERM);
                 }
                 let port = Port(u32_at(&block, abi::status::PORT));
-                let port_status = self.domains[me].events.status(port).map_err(|error| error.errno())?;
+                let found = self.lock(me).events.status(port);
+                let port_status = found.map_err(|error| error.errno())?;
                 port_status.encode(&mut block);
                 write_block(self, me, address, &block)?;
                 Ok(0)
@@ -200,8 +193,9 @@ impl Hypervisor {
             abi::UNMASK => {
                 let block: [u8; abi::port_only::SIZE] = read_block(self, me, address)?;
                 let port = Port(u32_at(&block, abi::port_only::PORT));
-                let mut bits = shared_info(&self.domains[me]).ok_or(errno::EFAULT)?;
-                let _: Delivery = self.domains[me].events.unmask(&mut bits, port).map_err(|error| error.errno())?;
+                let mut bits = shared_info(&self.lock(me)).ok_or(errno::EFAULT)?;
+                let unmasked = self.lock(me).events.unmask(&mut bits, port);
+                let _: Delivery = unmasked.map_err(|error| error.errno())?;
                 Ok(0)
             }
             _ => Err(errno::ENOSYS),
@@ -213,7 +207,8 @@ impl Hypervisor {
     fn release_pin(&mut self, pin: Pin) {
         let granter = pin.granter();
         if let Some(index) = self.index_of(granter) {
-            let domain = &mut self.domains[index];
+            let mut guard = self.lock(index);
+            let domain: &mut Domain = &mut guard;
             let Some(mut page) = grant_page(domain) else { return };
             let mut view = Granter { id: granter, entries: &mut page, active: &mut domain.active_grants, p2m: &domain.p2m };
             let _ = grant_table::release(&mut view, pin);
@@ -243,13 +238,13 @@ impl Hypervisor {
     /// releases every grant it mapped.
     pub(super) fn release_channels(&mut self, id: DomId) {
         let Some(index) = self.index_of(id) else { return };
-        let closed = self.domains[index].events.close_all();
+        let closed = self.lock(index).events.close_all();
         for (remote, remote_port, our_port) in closed {
-            if let Some(other) = self.index_of(remote) {
-                self.domains[other].events.peer_closed(remote_port, id, our_port);
+            if let Some(mut other) = self.lock_id(remote) {
+                other.events.peer_closed(remote_port, id, our_port);
             }
         }
-        let mapped = self.domains[index].maptrack.drain();
+        let mapped = self.lock(index).maptrack.drain();
         for entry in mapped {
             self.release_pin(entry.pin);
         }
@@ -346,7 +341,8 @@ impl Hypervisor {
             _ if !allowed => Err(status::PERMISSION_DENIED),
             None => Err(status::BAD_DOMAIN),
             Some(other) if other == me => {
-                let domain = &mut self.domains[me];
+                let mut guard = self.lock(me);
+                let domain: &mut Domain = &mut guard;
                 match grant_page(domain) {
                     Some(mut page) => {
                         let mut view = Granter { id: granter, entries: &mut page, active: &mut domain.active_grants, p2m: &domain.p2m };
@@ -356,7 +352,8 @@ impl Hypervisor {
                 }
             }
             Some(other) => {
-                let (mapper, owner) = two_mut(&mut self.domains, me, other);
+                let (mut mapper, mut owner_guard) = self.lock_pair(me, other);
+                let owner: &mut Domain = &mut owner_guard;
                 match grant_page(owner) {
                     Some(mut page) => {
                         let mut view = Granter { id: granter, entries: &mut page, active: &mut owner.active_grants, p2m: &owner.p2m };
@@ -374,12 +371,13 @@ impl Hypervisor {
                     let installed = {
                         let mut frames = FRAMES.lock();
                         let mut machine = DirectMapMachine { frames: &mut frames };
-                        let domain = &mut self.domains[me];
+                        let mut domain = self.lock(me);
                         domain.space.map(&mut machine, address, mapping.frame.address(), PAGE_4K, leaf)
                     };
                     if installed.is_err() {
                         // Undo: nothing stays pinned for a mapping that failed.
-                        if let Ok(entry) = self.domains[me].maptrack.remove(mapping.handle, address) {
+                        let removed = self.lock(me).maptrack.remove(mapping.handle, address);
+                        if let Ok(entry) = removed {
                             self.release_pin(entry.pin);
                         }
                         code = status::GENERAL_ERROR;
@@ -405,21 +403,22 @@ impl Hypervisor {
         let mut block: [u8; gnt::unmap_grant_ref::SIZE] = read_block(self, me, at)?;
         let host_address = u64_at(&block, gnt::unmap_grant_ref::HOST_ADDR);
         let handle = GrantHandle(u32_at(&block, gnt::unmap_grant_ref::HANDLE));
-        let granter = self.domains[me].maptrack.lookup(handle).map(|entry| entry.pin.granter());
+        let granter = self.lock(me).maptrack.lookup(handle).map(|entry| entry.pin.granter());
         if let Some(granter) = granter {
             if self.index_of(granter).is_some() && self.check(caller, granter, Class::Grant, grant_permission::UNMAP).is_err() {
                 block[gnt::unmap_grant_ref::STATUS..][..2].copy_from_slice(&status::PERMISSION_DENIED.to_le_bytes());
                 return write_block(self, me, at, &block);
             }
         }
-        let code = match self.domains[me].maptrack.remove(handle, host_address) {
+        let removed = self.lock(me).maptrack.remove(handle, host_address);
+        let code = match removed {
             Ok(entry) => {
                 if entry.host_map {
                     let mut frames = FRAMES.lock();
                     let mut machine = DirectMapMachine { frames: &mut frames };
                     // The domain is not running while we are here, and its
                     // next run reloads CR3 (no PCID): its TLB holds nothing.
-                    let _ = self.domains[me].space.unmap(&mut machine, entry.guest_address);
+                    let _ = self.lock(me).space.unmap(&mut machine, entry.guest_address);
                 }
                 self.release_pin(entry.pin);
                 status::OKAY
@@ -443,13 +442,15 @@ impl Hypervisor {
                 return write_block(self, me, at, &block);
             }
         }
-        let mut access = TableAccess { domains: &mut self.domains, page: None };
+        let mut access = TableAccess { hypervisor: self, guard: None, page: None };
         let result = grant_table::copy(&mut access, caller, &request, |plan| {
             let mut buffer = [0u8; 4096];
             let length = usize::from(plan.length);
             physical::read_frame(plan.source.frame, usize::from(plan.source.offset), &mut buffer[..length]);
             physical::write_frame(plan.dest.frame, usize::from(plan.dest.offset), &buffer[..length]);
         });
+        // Release the last granter's lock before touching the caller again.
+        drop(access);
         let code = match result {
             Ok(()) => status::OKAY,
             Err(code) => code,
@@ -459,15 +460,19 @@ impl Hypervisor {
     }
 }
 
-/// The live domains, as granters for a copy.
+/// The live domains, as granters for a copy: one locked at a time (the
+/// previous one's lock is released before the next is taken).
 struct TableAccess<'a> {
-    domains: &'a mut [Box<Domain>],
+    hypervisor: &'a Hypervisor,
+    guard: Option<super::DomainGuard<'a>>,
     page: Option<GrantTablePage>,
 }
 
 impl GranterAccess for TableAccess<'_> {
     fn granter(&mut self, id: DomId) -> Option<Granter<'_>> {
-        let domain = self.domains.iter_mut().find(|domain| domain.id == id)?;
+        self.guard = None;
+        self.guard = Some(self.hypervisor.lock_id(id)?);
+        let domain: &mut Domain = self.guard.as_mut()?;
         self.page = Some(grant_page(domain)?);
         let page = self.page.as_mut()?;
         Some(Granter { id, entries: page, active: &mut domain.active_grants, p2m: &domain.p2m })
