@@ -3,7 +3,7 @@
 //! (Xen XSA-155), and the frontend's `req_prod` is checked so it can never claim more
 //! outstanding requests than the ring holds (Linux's `RING_REQUEST_PROD_OVERFLOW`).
 
-use crate::entry::{assert_protocol_shape, Protocol};
+use crate::entry::{assert_protocol_shape, wide_slots, Protocol};
 use crate::error::RingError;
 use crate::layout::{
     REQUEST_EVENT_OFFSET, REQUEST_PRODUCER_OFFSET, RESPONSE_EVENT_OFFSET, RESPONSE_PRODUCER_OFFSET,
@@ -32,6 +32,9 @@ pub struct Backend<'page, P: Protocol> {
 impl<'page, P: Protocol> Backend<'page, P> {
     /// Number of slots in the ring.
     pub const SIZE: u32 = P::RING_SIZE;
+
+    /// Whether slots are copied as 64-bit words (see `entry::wide_slots`).
+    const WIDE: bool = wide_slots::<P>();
 
     /// Attaches to a ring the frontend initialized from index 0 (Xen's `BACK_RING_INIT`).
     /// Writes nothing to the page.
@@ -125,8 +128,13 @@ impl<'page, P: Protocol> Backend<'page, P> {
         if self.request_consumer == self.requests_seen && self.unconsumed_requests()? == 0 {
             return Ok(None);
         }
-        let decoded =
-            read_entry::<P::Request>(&self.page, self.request_consumer, Self::SIZE, P::SLOT_SIZE);
+        let decoded = read_entry::<P::Request>(
+            &self.page,
+            self.request_consumer,
+            Self::SIZE,
+            P::SLOT_SIZE,
+            Self::WIDE,
+        );
         self.request_consumer = self.request_consumer.wrapping_add(1);
         decoded.map(Some).map_err(RingError::Malformed)
     }
@@ -150,6 +158,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
             self.response_producer,
             Self::SIZE,
             P::SLOT_SIZE,
+            Self::WIDE,
             response,
         );
         self.response_producer = self.response_producer.wrapping_add(1);

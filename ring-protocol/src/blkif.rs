@@ -102,7 +102,8 @@ pub struct Segment {
 
 impl Segment {
     /// Decodes and validates `first_sector <= last_sector < 8`.
-    fn decode(bytes: &[u8], index: u16) -> Result<Self, Malformation> {
+    #[inline]
+    fn decode(bytes: &[u8; SEGMENT_SIZE], index: u16) -> Result<Self, Malformation> {
         let segment = Self {
             grant: wire::read_u32(bytes, offsets::SEGMENT_GRANT),
             first_sector: wire::read_u8(bytes, offsets::SEGMENT_FIRST_SECTOR),
@@ -118,7 +119,8 @@ impl Segment {
         Ok(segment)
     }
 
-    fn encode(&self, bytes: &mut [u8]) {
+    #[inline]
+    fn encode(&self, bytes: &mut [u8; SEGMENT_SIZE]) {
         wire::write_u32(bytes, offsets::SEGMENT_GRANT, self.grant);
         wire::write_u8(bytes, offsets::SEGMENT_FIRST_SECTOR, self.first_sector);
         wire::write_u8(bytes, offsets::SEGMENT_LAST_SECTOR, self.last_sector);
@@ -147,6 +149,7 @@ pub struct TransferRequest {
 
 impl TransferRequest {
     /// The used segments.
+    #[inline]
     pub fn used_segments(&self) -> &[Segment] {
         &self.segments[..usize::from(self.segment_count).min(MAX_SEGMENTS_PER_REQUEST)]
     }
@@ -243,8 +246,9 @@ impl BlkifRequest {
         }
     }
 
+    #[inline]
     fn decode_transfer(
-        bytes: &[u8],
+        bytes: &[u8; REQUEST_SIZE],
         minimum_segments: u8,
     ) -> Result<TransferRequest, Malformation> {
         let segment_count = wire::read_u8(bytes, offsets::NR_SEGMENTS);
@@ -260,8 +264,7 @@ impl BlkifRequest {
             .enumerate()
             .take(usize::from(segment_count))
         {
-            let start = offsets::SEGMENTS + index * SEGMENT_SIZE;
-            *segment = Segment::decode(&bytes[start..start + SEGMENT_SIZE], index as u16)?;
+            *segment = Segment::decode(segment_bytes(bytes, index), index as u16)?;
         }
         Ok(TransferRequest {
             handle: wire::read_u16(bytes, offsets::HANDLE),
@@ -272,7 +275,7 @@ impl BlkifRequest {
         })
     }
 
-    fn decode_indirect(bytes: &[u8]) -> Result<IndirectRequest, Malformation> {
+    fn decode_indirect(bytes: &[u8; REQUEST_SIZE]) -> Result<IndirectRequest, Malformation> {
         let operation = match wire::read_u8(bytes, offsets::NR_SEGMENTS) {
             OPERATION_READ => IndirectOperation::Read,
             OPERATION_WRITE => IndirectOperation::Write,
@@ -299,23 +302,47 @@ impl BlkifRequest {
         Ok(request)
     }
 
-    fn encode_transfer(request: &TransferRequest, operation: u8, bytes: &mut [u8]) {
+    #[inline]
+    fn encode_transfer(request: &TransferRequest, operation: u8, bytes: &mut [u8; REQUEST_SIZE]) {
         wire::write_u8(bytes, offsets::OPERATION, operation);
         wire::write_u8(bytes, offsets::NR_SEGMENTS, request.segment_count);
         wire::write_u16(bytes, offsets::HANDLE, request.handle);
         wire::write_u64(bytes, offsets::ID, request.id);
         wire::write_u64(bytes, offsets::SECTOR_NUMBER, request.sector_number);
         for (index, segment) in request.used_segments().iter().enumerate() {
-            let start = offsets::SEGMENTS + index * SEGMENT_SIZE;
-            segment.encode(&mut bytes[start..start + SEGMENT_SIZE]);
+            segment.encode(segment_bytes_mut(bytes, index));
         }
     }
+}
+
+/// The bytes of direct segment `index` (below 11) of a request.
+#[inline]
+fn segment_bytes(bytes: &[u8; REQUEST_SIZE], index: usize) -> &[u8; SEGMENT_SIZE] {
+    let start = offsets::SEGMENTS + index * SEGMENT_SIZE;
+    bytes[start..start + SEGMENT_SIZE]
+        .try_into()
+        .expect("a segment is SEGMENT_SIZE bytes")
+}
+
+/// The bytes of direct segment `index` (below 11) of a request, to write.
+#[inline]
+fn segment_bytes_mut(bytes: &mut [u8; REQUEST_SIZE], index: usize) -> &mut [u8; SEGMENT_SIZE] {
+    let start = offsets::SEGMENTS + index * SEGMENT_SIZE;
+    (&mut bytes[start..start + SEGMENT_SIZE])
+        .try_into()
+        .expect("a segment is SEGMENT_SIZE bytes")
 }
 
 impl RingEntry for BlkifRequest {
     const SIZE: usize = REQUEST_SIZE;
 
+    #[inline]
     fn encode(&self, bytes: &mut [u8]) {
+        // A fixed-size view, so the field offsets below need no bounds checks (panics, as
+        // indexing would, if the caller passes fewer than SIZE bytes).
+        let bytes: &mut [u8; REQUEST_SIZE] = (&mut bytes[..REQUEST_SIZE])
+            .try_into()
+            .expect("sliced to REQUEST_SIZE");
         match self {
             Self::Read(request)
             | Self::Write(request)
@@ -353,7 +380,11 @@ impl RingEntry for BlkifRequest {
         }
     }
 
+    #[inline]
     fn decode(bytes: &[u8]) -> Result<Self, MalformedEntry> {
+        let bytes: &[u8; REQUEST_SIZE] = bytes[..REQUEST_SIZE]
+            .try_into()
+            .expect("sliced to REQUEST_SIZE");
         let operation = wire::read_u8(bytes, offsets::OPERATION);
         let decoded = match operation {
             OPERATION_READ => Self::decode_transfer(bytes, 1).map(Self::Read),
@@ -417,12 +448,14 @@ impl BlkifResponse {
 impl RingEntry for BlkifResponse {
     const SIZE: usize = RESPONSE_SIZE;
 
+    #[inline]
     fn encode(&self, bytes: &mut [u8]) {
         wire::write_u64(bytes, offsets::RESPONSE_ID, self.id);
         wire::write_u8(bytes, offsets::RESPONSE_OPERATION, self.operation);
         wire::write_u16(bytes, offsets::RESPONSE_STATUS, self.status as u16);
     }
 
+    #[inline]
     fn decode(bytes: &[u8]) -> Result<Self, MalformedEntry> {
         Ok(Self {
             id: wire::read_u64(bytes, offsets::RESPONSE_ID),

@@ -57,6 +57,14 @@ pub(crate) const fn assert_protocol_shape<P: Protocol>() {
     assert!(P::Request::SIZE % 4 == 0 && P::Response::SIZE % 4 == 0);
 }
 
+/// Whether the slots of protocol `P` are accessed as 64-bit words: when the slot and both
+/// entry sizes are multiples of 8 (slots start at the 64-byte header, so every slot word is
+/// then 8-aligned). Otherwise 32-bit words. Both ends use the same protocol, so each slot
+/// word is always accessed with the same width.
+pub(crate) const fn wide_slots<P: Protocol>() -> bool {
+    P::SLOT_SIZE % 8 == 0 && P::Request::SIZE % 8 == 0 && P::Response::SIZE % 8 == 0
+}
+
 /// Why an entry was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Malformation {
@@ -111,16 +119,19 @@ impl core::error::Error for MalformedEntry {}
 /// are native-endian; this crate serves x86_64, which is little-endian.
 pub(crate) mod wire {
     /// The `u8` at `offset`.
+    #[inline]
     pub(crate) fn read_u8(bytes: &[u8], offset: usize) -> u8 {
         bytes[offset]
     }
 
     /// The `u16` at `offset`.
+    #[inline]
     pub(crate) fn read_u16(bytes: &[u8], offset: usize) -> u16 {
         u16::from_le_bytes([bytes[offset], bytes[offset + 1]])
     }
 
     /// The `u32` at `offset`.
+    #[inline]
     pub(crate) fn read_u32(bytes: &[u8], offset: usize) -> u32 {
         let mut field = [0u8; 4];
         field.copy_from_slice(&bytes[offset..offset + 4]);
@@ -128,6 +139,7 @@ pub(crate) mod wire {
     }
 
     /// The `u64` at `offset`.
+    #[inline]
     pub(crate) fn read_u64(bytes: &[u8], offset: usize) -> u64 {
         let mut field = [0u8; 8];
         field.copy_from_slice(&bytes[offset..offset + 8]);
@@ -135,21 +147,25 @@ pub(crate) mod wire {
     }
 
     /// Writes a `u8` at `offset`.
+    #[inline]
     pub(crate) fn write_u8(bytes: &mut [u8], offset: usize, value: u8) {
         bytes[offset] = value;
     }
 
     /// Writes a `u16` at `offset`.
+    #[inline]
     pub(crate) fn write_u16(bytes: &mut [u8], offset: usize, value: u16) {
         bytes[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
     }
 
     /// Writes a `u32` at `offset`.
+    #[inline]
     pub(crate) fn write_u32(bytes: &mut [u8], offset: usize, value: u32) {
         bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
     }
 
     /// Writes a `u64` at `offset`.
+    #[inline]
     pub(crate) fn write_u64(bytes: &mut [u8], offset: usize, value: u64) {
         bytes[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
     }

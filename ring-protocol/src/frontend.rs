@@ -3,7 +3,7 @@
 //! copied out once before it is decoded, and the backend's `rsp_prod` is checked against
 //! the requests actually published.
 
-use crate::entry::{assert_protocol_shape, Protocol};
+use crate::entry::{assert_protocol_shape, wide_slots, Protocol};
 use crate::error::RingError;
 use crate::layout::{
     HEADER_SIZE, REQUEST_EVENT_OFFSET, REQUEST_PRODUCER_OFFSET, RESPONSE_EVENT_OFFSET,
@@ -33,6 +33,9 @@ pub struct Frontend<'page, P: Protocol> {
 impl<'page, P: Protocol> Frontend<'page, P> {
     /// Number of slots in the ring.
     pub const SIZE: u32 = P::RING_SIZE;
+
+    /// Whether slots are copied as 64-bit words (see `entry::wide_slots`).
+    const WIDE: bool = wide_slots::<P>();
 
     /// Initializes the shared header of a fresh ring page (Xen's `SHARED_RING_INIT` then
     /// `FRONT_RING_INIT`): producers 0, event indices 1, padding zero.
@@ -129,6 +132,7 @@ impl<'page, P: Protocol> Frontend<'page, P> {
             self.request_producer,
             Self::SIZE,
             P::SLOT_SIZE,
+            Self::WIDE,
             request,
         );
         self.request_producer = self.request_producer.wrapping_add(1);
@@ -208,8 +212,13 @@ impl<'page, P: Protocol> Frontend<'page, P> {
         if self.response_consumer == self.responses_seen && self.unconsumed_responses()? == 0 {
             return Ok(None);
         }
-        let decoded =
-            read_entry::<P::Response>(&self.page, self.response_consumer, Self::SIZE, P::SLOT_SIZE);
+        let decoded = read_entry::<P::Response>(
+            &self.page,
+            self.response_consumer,
+            Self::SIZE,
+            P::SLOT_SIZE,
+            Self::WIDE,
+        );
         self.response_consumer = self.response_consumer.wrapping_add(1);
         decoded.map(Some).map_err(RingError::Malformed)
     }

@@ -25,6 +25,7 @@ impl Notification {
 
     /// Xen's rule: notify iff the peer's event index lies in `(old, new]`, that is iff
     /// `new - event < new - old` in wrapping 32-bit arithmetic.
+    #[inline]
     pub(crate) const fn decide(old: u32, new: u32, event: u32) -> Self {
         if new.wrapping_sub(event) < new.wrapping_sub(old) {
             Self::Required
@@ -38,6 +39,7 @@ impl Notification {
 /// `last_seen` the producer index we saw before (never behind `consumer`), and `limit` the
 /// most entries the peer may have produced past `consumer`. Returns how many entries are
 /// ready to consume.
+#[inline]
 pub(crate) fn check_producer(
     producer: u32,
     consumer: u32,
@@ -64,32 +66,47 @@ pub(crate) fn check_producer(
 
 /// Copies the slot of free-running `index` out of the page once, into a private buffer,
 /// and decodes that copy. The peer may rewrite the slot meanwhile; it cannot change what
-/// we decoded.
+/// we decoded. `wide` (from [`wide_slots`](crate::entry::wide_slots)) selects 64-bit
+/// rather than 32-bit slot words.
+#[inline]
 pub(crate) fn read_entry<E: RingEntry>(
     page: &SharedPage<'_>,
     index: u32,
     ring_size: u32,
     slot_size: usize,
+    wide: bool,
 ) -> Result<E, MalformedEntry> {
     let mut copy = [0u8; MAX_SLOT_SIZE];
     let copy = &mut copy[..E::SIZE];
-    page.read_words(slot_offset(index, ring_size, slot_size), copy);
+    let offset = slot_offset(index, ring_size, slot_size);
+    if wide {
+        page.read_double_words(offset, copy);
+    } else {
+        page.read_words(offset, copy);
+    }
     E::decode(copy)
 }
 
 /// Encodes `entry` into a zeroed private buffer (so padding is zero, XSA-216) and copies
-/// it into the slot of free-running `index`.
+/// it into the slot of free-running `index`, in 64-bit words if `wide`, else 32-bit.
+#[inline]
 pub(crate) fn write_entry<E: RingEntry>(
     page: &SharedPage<'_>,
     index: u32,
     ring_size: u32,
     slot_size: usize,
+    wide: bool,
     entry: &E,
 ) {
     let mut encoded = [0u8; MAX_SLOT_SIZE];
     let encoded = &mut encoded[..E::SIZE];
     entry.encode(encoded);
-    page.write_words(slot_offset(index, ring_size, slot_size), encoded);
+    let offset = slot_offset(index, ring_size, slot_size);
+    if wide {
+        page.write_double_words(offset, encoded);
+    } else {
+        page.write_words(offset, encoded);
+    }
 }
 
 #[cfg(test)]

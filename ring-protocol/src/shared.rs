@@ -6,7 +6,11 @@
 //!
 //! 1. No `&T` or `&mut T` to plain data in the page is ever created or handed out. Data is
 //!    copied in and out through atomic accesses of one fixed width per region: 32-bit words
-//!    for ring indices and ring slots, single bytes for the console and store byte rings.
+//!    for ring indices, 64-bit words for the slots of a protocol whose slot and entry sizes
+//!    are all multiples of 8 (blkif, netif rx; slots start at the 64-byte header, so they
+//!    are 8-aligned) and 32-bit words for the slots of any other (netif tx), single bytes
+//!    for the console and store byte rings. Both ends of a ring run this code with the
+//!    same protocol, so they access each slot word with the same width.
 //!    Atomic accesses are defined even when they race (the peer is another thread in our
 //!    tests, or another domain in production, whose accesses are outside our program);
 //!    plain or volatile accesses would be a data race, and undefined, within one process.
@@ -29,6 +33,7 @@ pub use implementation::SharedPage;
 
 /// A full memory barrier (Xen's `mb()`): orders this side's earlier stores before its later
 /// loads. Under `cfg(loom)` this is loom's fence, so the model sees it.
+#[inline]
 pub(crate) fn full_fence() {
     #[cfg(not(loom))]
     core::sync::atomic::fence(Ordering::SeqCst);
@@ -38,6 +43,7 @@ pub(crate) fn full_fence() {
 
 /// Panics unless `offset..offset + length` lies in the page and is `alignment`-aligned.
 /// Reached only through a bug in this crate: callers derive offsets from masked indices.
+#[inline]
 fn check_range(offset: usize, length: usize, alignment: usize) {
     assert!(
         offset % alignment == 0 && length % alignment == 0,
@@ -55,7 +61,7 @@ mod implementation {
     use crate::layout::PAGE_SIZE;
     use core::marker::PhantomData;
     use core::ptr::NonNull;
-    use core::sync::atomic::{AtomicU32, AtomicU8};
+    use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 
     /// A page-aligned, zeroed 4 KiB buffer that both sides of a ring can share within one
     /// address space: in tests, and for rings between two parts of one program. It is made
@@ -124,6 +130,7 @@ mod implementation {
         }
 
         /// The atomic 32-bit word at `offset` (4-aligned, checked by the caller).
+        #[inline]
         fn word(&self, offset: usize) -> &AtomicU32 {
             let pointer = self.base.as_ptr().wrapping_add(offset).cast::<u32>();
             // SAFETY: 1. `offset` is in the page and 4-aligned (checked by every caller
@@ -135,7 +142,22 @@ mod implementation {
             unsafe { AtomicU32::from_ptr(pointer) }
         }
 
+        /// The atomic 64-bit word at `offset` (8-aligned, checked by the caller).
+        #[inline]
+        fn double_word(&self, offset: usize) -> &AtomicU64 {
+            let pointer = self.base.as_ptr().wrapping_add(offset).cast::<u64>();
+            // SAFETY: 1. `offset` is in the page and 8-aligned (checked by every caller
+            // through `check_range`), and the base is page-aligned, so `pointer` is in
+            // bounds and aligned for `AtomicU64`. 2. The page stays mapped for `'page`
+            // (contract of `new`/`from_raw`), and the returned reference does not outlive
+            // `&self`. 3. The only region accessed with 64-bit atomics is the slots of a
+            // protocol whose slots are whole 64-bit words, which both ends access with
+            // 64-bit atomics only (module rule 1), so no racing mixed-size access arises.
+            unsafe { AtomicU64::from_ptr(pointer) }
+        }
+
         /// The atomic byte at `offset` (checked by the caller).
+        #[inline]
         fn byte(&self, offset: usize) -> &AtomicU8 {
             let pointer = self.base.as_ptr().wrapping_add(offset);
             // SAFETY: as for `word`: `offset` is in the page (checked by every caller), the
@@ -145,12 +167,14 @@ mod implementation {
         }
 
         /// Loads the 32-bit index at `offset` with the given ordering.
+        #[inline]
         pub(crate) fn load_index(&self, offset: usize, order: Ordering) -> u32 {
             check_range(offset, 4, 4);
             self.word(offset).load(order)
         }
 
         /// Stores the 32-bit index at `offset` with the given ordering.
+        #[inline]
         pub(crate) fn store_index(&self, offset: usize, value: u32, order: Ordering) {
             check_range(offset, 4, 4);
             self.word(offset).store(value, order);
@@ -158,6 +182,7 @@ mod implementation {
 
         /// Copies `destination.len()` bytes from `offset` out of the page, one relaxed
         /// 32-bit load per word. Ordering against the indices comes from the index accesses.
+        #[inline]
         pub(crate) fn read_words(&self, offset: usize, destination: &mut [u8]) {
             check_range(offset, destination.len(), 4);
             for (index, chunk) in destination.chunks_exact_mut(4).enumerate() {
@@ -167,6 +192,7 @@ mod implementation {
         }
 
         /// Copies `source` into the page at `offset`, one relaxed 32-bit store per word.
+        #[inline]
         pub(crate) fn write_words(&self, offset: usize, source: &[u8]) {
             check_range(offset, source.len(), 4);
             for (index, chunk) in source.chunks_exact(4).enumerate() {
@@ -174,6 +200,32 @@ mod implementation {
                 bytes.copy_from_slice(chunk);
                 self.word(offset + 4 * index)
                     .store(u32::from_ne_bytes(bytes), Ordering::Relaxed);
+            }
+        }
+
+        /// Copies `destination.len()` bytes from `offset` out of the page, one relaxed
+        /// 64-bit load per word (`offset` and the length 8-aligned). Only for the slots of
+        /// protocols with 64-bit slot words (module rule 1).
+        #[inline]
+        pub(crate) fn read_double_words(&self, offset: usize, destination: &mut [u8]) {
+            check_range(offset, destination.len(), 8);
+            for (index, chunk) in destination.chunks_exact_mut(8).enumerate() {
+                let value = self.double_word(offset + 8 * index).load(Ordering::Relaxed);
+                chunk.copy_from_slice(&value.to_ne_bytes());
+            }
+        }
+
+        /// Copies `source` into the page at `offset`, one relaxed 64-bit store per word
+        /// (`offset` and the length 8-aligned). Only for the slots of protocols with 64-bit
+        /// slot words (module rule 1).
+        #[inline]
+        pub(crate) fn write_double_words(&self, offset: usize, source: &[u8]) {
+            check_range(offset, source.len(), 8);
+            for (index, chunk) in source.chunks_exact(8).enumerate() {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(chunk);
+                self.double_word(offset + 8 * index)
+                    .store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
             }
         }
 
@@ -251,12 +303,14 @@ mod implementation {
         }
 
         /// Loads the 32-bit index at `offset` with the given ordering.
+        #[inline]
         pub(crate) fn load_index(&self, offset: usize, order: Ordering) -> u32 {
             check_range(offset, 4, 4);
             self.page.header[offset / 4].load(order)
         }
 
         /// Stores the 32-bit index at `offset` with the given ordering.
+        #[inline]
         pub(crate) fn store_index(&self, offset: usize, value: u32, order: Ordering) {
             check_range(offset, 4, 4);
             self.page.header[offset / 4].store(value, order);
@@ -271,6 +325,18 @@ mod implementation {
         /// Copies bytes into the page; loom checks each byte for races.
         pub(crate) fn write_words(&self, offset: usize, source: &[u8]) {
             check_range(offset, source.len(), 4);
+            self.write_bytes(offset, source);
+        }
+
+        /// Copies bytes out of the page; loom checks each byte for races.
+        pub(crate) fn read_double_words(&self, offset: usize, destination: &mut [u8]) {
+            check_range(offset, destination.len(), 8);
+            self.read_bytes(offset, destination);
+        }
+
+        /// Copies bytes into the page; loom checks each byte for races.
+        pub(crate) fn write_double_words(&self, offset: usize, source: &[u8]) {
+            check_range(offset, source.len(), 8);
             self.write_bytes(offset, source);
         }
 

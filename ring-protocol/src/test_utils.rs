@@ -123,6 +123,9 @@ struct HostilePeer<'page> {
     roles: IndexRoles,
     ring_size: u32,
     slot_size: usize,
+    /// Whether the protocol's slots are 64-bit words: the peer then writes them with
+    /// 64-bit atomics too, like a real end, so a racing test mixes no access widths.
+    wide: bool,
     producer: u32,
 }
 
@@ -133,15 +136,29 @@ impl HostilePeer<'_> {
     }
 
     fn write_slot(&self, index: u32, bytes: &[u8]) {
-        self.page
-            .write_words(slot_offset(index, self.ring_size, self.slot_size), bytes);
+        let offset = slot_offset(index, self.ring_size, self.slot_size);
+        if self.wide {
+            self.page.write_double_words(offset, bytes);
+        } else {
+            self.page.write_words(offset, bytes);
+        }
     }
 
     fn scribble(&self, slot: u32, word: u8, value: u32) {
         let words = (self.slot_size / 4) as u32;
         let offset = slot_offset(slot, self.ring_size, self.slot_size)
             + 4 * (u32::from(word) % words) as usize;
-        self.page.write_words(offset, &value.to_le_bytes());
+        if self.wide {
+            // Rewrite the 32-bit half of its 64-bit slot word, keeping the other half.
+            let aligned = offset & !7;
+            let mut double_word = [0u8; 8];
+            self.page.read_double_words(aligned, &mut double_word);
+            let half = offset - aligned;
+            double_word[half..half + 4].copy_from_slice(&value.to_le_bytes());
+            self.page.write_double_words(aligned, &double_word);
+        } else {
+            self.page.write_words(offset, &value.to_le_bytes());
+        }
     }
 
     fn produce_encoded<E: RingEntry>(&mut self, entry: &E) {
@@ -221,6 +238,7 @@ where
                 },
                 ring_size: P::RING_SIZE,
                 slot_size: P::SLOT_SIZE,
+                wide: crate::entry::wide_slots::<P>(),
                 producer,
             },
             protocol: PhantomData,
@@ -283,6 +301,7 @@ where
                 },
                 ring_size: P::RING_SIZE,
                 slot_size: P::SLOT_SIZE,
+                wide: crate::entry::wide_slots::<P>(),
                 producer,
             },
             protocol: PhantomData,
@@ -499,12 +518,17 @@ where
 
 /// Copies bytes out of a ring page with 32-bit reads (`offset` and the length 4-aligned),
 /// so tests can inspect exactly what a ring end wrote.
+///
+/// The ring ends copy blkif and netif rx slots with 64-bit atomics: use this on such slots
+/// only while no ring end runs on another thread (mixed-size racing atomics are undefined).
 pub fn read_page_words(page: &SharedPage<'_>, offset: usize, destination: &mut [u8]) {
     page.read_words(offset, destination);
 }
 
 /// Writes bytes into a ring page with 32-bit writes (`offset` and length 4-aligned), so
 /// tests can set up arbitrary page contents.
+///
+/// As for [`read_page_words`]: not on 64-bit slots while a ring end runs on another thread.
 pub fn write_page_words(page: &SharedPage<'_>, offset: usize, source: &[u8]) {
     page.write_words(offset, source);
 }
