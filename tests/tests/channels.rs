@@ -88,7 +88,9 @@ fn a_granter_destroyed_while_mapped_keeps_its_frame_until_the_last_unmap() {
     let boot = Machine::new("on_idle=poweroff")
         .domain(DomainConfig::probe("control", "action=control script=destroy target=2 after_ms=200").control())
         .domain(DomainConfig::probe("front", "action=ring-front back=3 count=100000000 timeout_ms=60000"))
-        .domain(DomainConfig::probe("back", "action=ring-back front=2 port=1 ref=8 count=100000000 timeout_ms=300"))
+        // With a control domain, ports 1 and 2 of every other domain are its
+        // store and console channels: the ring's port is 3.
+        .domain(DomainConfig::probe("back", "action=ring-back front=2 port=3 ref=8 count=100000000 timeout_ms=300"))
         .boot(Duration::from_secs(60));
     boot.expect_outcome(Outcome::PoweredOff)
         .expect_log("d1: destroying d2")
@@ -106,14 +108,15 @@ fn a_granter_destroyed_while_mapped_keeps_its_frame_until_the_last_unmap() {
 }
 
 #[test]
-fn the_builder_grants_console_and_store_pages_to_the_control_domain_in_refs_0_and_1() {
+fn the_builder_gives_the_control_domain_the_console_and_store_pages_and_ports() {
     let boot = Machine::new("on_idle=poweroff")
         .domain(DomainConfig::probe("control", "action=hello").control())
         .domain(DomainConfig::probe("guest", "action=reserved-refs"))
         .boot(DEFAULT_DEADLINE);
     boot.expect_outcome(Outcome::PoweredOff)
         .expect_log("reserved-refs: ref 0 (console) flags 0x1 domid 1 frame 2")
-        .expect_log("reserved-refs: ref 1 (store) flags 0x1 domid 1 frame 3");
+        .expect_log("reserved-refs: ref 1 (store) flags 0x1 domid 1 frame 3")
+        .expect_log("reserved-refs: start-info: store port 1 console port 2");
 }
 
 #[test]

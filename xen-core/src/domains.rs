@@ -238,6 +238,24 @@ impl Hypervisor {
                     machine.write(table, reference as usize * ENTRY_SIZE, &entry);
                 }
             }
+            domain
+        };
+        // The store and the console reach the control domain over event
+        // channels made here, as Xen's builder does (ports 1 and 2 of a
+        // fresh domain), and named in its start-info.
+        if let Some(control) = control.filter(|_| spec.flags & xen_abi::start_info::flags::CONTROL_DOMAIN == 0) {
+            let store = domain.events.alloc_unbound(control);
+            let console = domain.events.alloc_unbound(control);
+            if let (Ok(store), Ok(console), Some(page)) = (store, console, domain.frame(layout::START_INFO_PFN)) {
+                let mut frames = FRAMES.lock();
+                let mut machine = DirectMapMachine { frames: &mut frames };
+                machine.write(page, xen_abi::start_info::offset::STORE_EVTCHN, &store.0.to_le_bytes());
+                machine.write(page, xen_abi::start_info::offset::CONSOLE_EVTCHN, &console.0.to_le_bytes());
+            }
+        }
+        let mut domain = {
+            let mut frames = FRAMES.lock();
+            let mut machine = DirectMapMachine { frames: &mut frames };
             if let Some(page) = domain.frame(layout::SHARED_INFO_PFN) {
                 if let Some(scale) = clock::scale() {
                     time_info::publish_time(&mut machine, page, tsc, now, scale);

@@ -118,7 +118,8 @@ pub fn grant_self(info: &StartInfo) -> ShutdownReason {
 
 /// `action=reserved-refs`: prints this domain's grant entries 0 and 1, which
 /// the domain builder fills for the console and store pages.
-pub fn reserved_refs(_info: &StartInfo) -> ShutdownReason {
+pub fn reserved_refs(info: &StartInfo) -> ShutdownReason {
+    info!("reserved-refs: start-info: store port {} console port {}", info.store_evtchn, info.console_evtchn);
     let Some(grants) = GrantTable::this_domain() else {
         error!("reserved-refs: no grant table page");
         return ShutdownReason::Crash;
