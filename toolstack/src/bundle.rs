@@ -329,9 +329,7 @@ pub fn hex(digest: &[u8]) -> String {
         })
 }
 
-fn put(bytes: &mut [u8], offset: usize, value: &[u8]) {
-    bytes[offset..offset + value.len()].copy_from_slice(value);
-}
+use xen_abi::bytes::put;
 
 #[cfg(test)]
 mod tests;

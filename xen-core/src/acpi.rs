@@ -46,25 +46,11 @@ const RSDP_ALIGNMENT: u64 = 16;
 // ---- bounds-checked little-endian field access -------------------------------------------
 
 /// `N` bytes at `offset`, or `None` if they are not all inside `bytes`.
-fn field<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
-    bytes.get(offset..offset.checked_add(N)?)?.try_into().ok()
-}
-
 fn u8_at(bytes: &[u8], offset: usize) -> Option<u8> {
     bytes.get(offset).copied()
 }
 
-fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
-    field(bytes, offset).map(u16::from_le_bytes)
-}
-
-fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
-    field(bytes, offset).map(u32::from_le_bytes)
-}
-
-fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
-    field(bytes, offset).map(u64::from_le_bytes)
-}
+use xen_abi::bytes::{field, get_u16 as u16_at, get_u32 as u32_at, get_u64 as u64_at};
 
 /// Reads `buffer.len()` bytes at `base + offset`, refusing ranges that wrap.
 fn read_at(

@@ -110,7 +110,7 @@ pub fn parse(bytes: &[u8]) -> Result<Bundle<'_>, BundleError> {
     let header_bytes = bytes.get(..HEADER_SIZE).ok_or(BundleError::TooShort {
         actual: bytes.len(),
     })?;
-    let magic = field::<8>(header_bytes, header::MAGIC);
+    let magic = field::<8>(header_bytes, header::MAGIC).unwrap_or_default();
     if magic != abi::MAGIC {
         return Err(BundleError::BadMagic { found: magic });
     }
@@ -343,7 +343,7 @@ fn parse_record<'a>(
         command_line,
         flags,
         weight,
-        kernel_sha256: field::<32>(record_bytes, record::KERNEL_SHA256),
+        kernel_sha256: field::<32>(record_bytes, record::KERNEL_SHA256).unwrap_or([0; 32]),
     })
 }
 
@@ -479,18 +479,4 @@ pub fn hex(digest: &[u8; 32]) -> Hex<'_> {
 
 /// `N` bytes at `offset` of `block` (zeros where `block` is too short; every
 /// caller passes a block already checked to be long enough).
-fn field<const N: usize>(block: &[u8], offset: usize) -> [u8; N] {
-    let mut value = [0; N];
-    if let Some(source) = offset.checked_add(N).and_then(|end| block.get(offset..end)) {
-        value.copy_from_slice(source);
-    }
-    value
-}
-
-fn u32_at(block: &[u8], offset: usize) -> u32 {
-    u32::from_le_bytes(field(block, offset))
-}
-
-fn u64_at(block: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(field(block, offset))
-}
+use xen_abi::bytes::{field, u32_or_zero as u32_at, u64_or_zero as u64_at};

@@ -112,6 +112,8 @@ pub enum BuildError {
     Map(MapError),
     /// The hypervisor's own grant limits are out of range (a build bug).
     Limits,
+    /// The domain table is full.
+    TooManyDomains,
 }
 
 impl core::fmt::Display for BuildError {
@@ -130,6 +132,7 @@ impl core::fmt::Display for BuildError {
             ),
             BuildError::Map(error) => write!(f, "mapping failed: {error}"),
             BuildError::Limits => write!(f, "grant-table limits out of range"),
+            BuildError::TooManyDomains => write!(f, "the domain table is full"),
         }
     }
 }

@@ -285,7 +285,7 @@ impl Hypervisor {
             let mut frames = FRAMES.lock();
             let mut machine = DirectMapMachine { frames: &mut frames };
             domain.destroy(&mut machine);
-            return Err(xen_core::domain::BuildError::OutOfMemory { needed_frames: 0, free_frames: 0 });
+            return Err(xen_core::domain::BuildError::TooManyDomains);
         }
         let control = domain.flags & xen_abi::start_info::flags::CONTROL_DOMAIN != 0;
         let _ = self.domains.push(Slot { id, control, domain: spin::Mutex::new(domain) });
@@ -396,11 +396,13 @@ impl Hypervisor {
             self.raise_virq(id, xen_abi::timer::VIRQ_TIMER);
         }
         // One bounded teardown step for each dying domain.
+        // Dying domains are the run queue's dead ones (`kill` marks both):
+        // no domain lock needed on this path.
         let dying: heapless::Vec<DomId, MAX_DOMAINS> = self
             .domains
             .iter()
-            .filter(|slot| matches!(slot.domain.lock().state, DomainState::Dying(_)))
             .map(|slot| slot.id)
+            .filter(|id| self.scheduler.entry(*id).is_some_and(|entry| entry.state == RunState::Dead))
             .collect();
         let mut teardown_pending = false;
         for id in dying {
@@ -645,6 +647,7 @@ fn create_domain(hypervisor: &mut Hypervisor, caller: DomId, request: &CreateReq
             warn!("{caller}: create {} refused: {problem}", request.name);
             match problem {
                 xen_core::domain::BuildError::OutOfMemory { .. } => errno::ENOMEM,
+                xen_core::domain::BuildError::TooManyDomains => errno::ENOSPC,
                 _ => errno::EINVAL,
             }
         })

@@ -45,15 +45,7 @@ pub struct CreateRequest {
     pub seclabel: heapless::String<63>,
 }
 
-fn u16_at(block: &[u8; domctl::SIZE], at: usize) -> u16 {
-    u16::from_le_bytes([block[at], block[at + 1]])
-}
-fn u32_at(block: &[u8; domctl::SIZE], at: usize) -> u32 {
-    u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]])
-}
-fn u64_at(block: &[u8; domctl::SIZE], at: usize) -> u64 {
-    u64::from(u32_at(block, at)) | (u64::from(u32_at(block, at + 4)) << 32)
-}
+use xen_abi::bytes::{u16_or_zero as u16_at, u32_or_zero as u32_at, u64_or_zero as u64_at};
 
 fn text<const N: usize>(block: &[u8; domctl::SIZE], at: usize, length: usize) -> Result<heapless::String<N>, i64> {
     let field = &block[at..at + length];

@@ -354,29 +354,11 @@ fn align_up(address: u64) -> u64 {
 
 /// `N` bytes at `offset` of `block`, zeros where it is too short (callers
 /// pass blocks already checked to be long enough).
-fn field<const N: usize>(block: &[u8], offset: usize) -> [u8; N] {
-    let mut value = [0; N];
-    if let Some(source) = offset.checked_add(N).and_then(|end| block.get(offset..end)) {
-        value.copy_from_slice(source);
-    }
-    value
-}
-
 fn byte_at(block: &[u8], offset: usize) -> u8 {
     block.get(offset).copied().unwrap_or(0)
 }
 
-fn u16_at(block: &[u8], offset: usize) -> u16 {
-    u16::from_le_bytes(field(block, offset))
-}
-
-fn u32_at(block: &[u8], offset: usize) -> u32 {
-    u32::from_le_bytes(field(block, offset))
-}
-
-fn u64_at(block: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(field(block, offset))
-}
+use xen_abi::bytes::{u16_or_zero as u16_at, u32_or_zero as u32_at, u64_or_zero as u64_at};
 
 impl fmt::Display for LoadSegment {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

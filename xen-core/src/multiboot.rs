@@ -52,16 +52,7 @@ impl core::fmt::Display for MultibootError {
     }
 }
 
-fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
-    let field = bytes.get(offset..offset.checked_add(4)?)?;
-    Some(u32::from_le_bytes([field[0], field[1], field[2], field[3]]))
-}
-
-fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
-    let low = u32_at(bytes, offset)?;
-    let high = u32_at(bytes, offset.checked_add(4)?)?;
-    Some(u64::from(low) | (u64::from(high) << 32))
-}
+use xen_abi::bytes::{get_u32 as u32_at, get_u64 as u64_at};
 
 /// The fixed part of the multiboot information.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

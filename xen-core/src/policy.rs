@@ -159,21 +159,7 @@ pub struct Policy<'a> {
     rule_count: u32,
 }
 
-fn read_u16(bytes: &[u8], offset: usize) -> u16 {
-    let mut field = [0; 2];
-    if let Some(source) = bytes.get(offset..offset.saturating_add(2)) {
-        field.copy_from_slice(source);
-    }
-    u16::from_le_bytes(field)
-}
-
-fn read_u32(bytes: &[u8], offset: usize) -> u32 {
-    let mut field = [0; 4];
-    if let Some(source) = bytes.get(offset..offset.saturating_add(4)) {
-        field.copy_from_slice(source);
-    }
-    u32::from_le_bytes(field)
-}
+use xen_abi::bytes::{u16_or_zero as read_u16, u32_or_zero as read_u32};
 
 fn rules_offset(type_count: u16) -> usize {
     HEADER_SIZE + usize::from(type_count) * TYPE_NAME_SIZE

@@ -29,26 +29,10 @@ pub const SECLABEL_BYTES: usize = 64;
 /// The longest command line a new domain may get.
 pub const MAX_COMMAND_LINE_BYTES: usize = 1023;
 
-fn put(block: &mut Block, at: usize, bytes: &[u8]) {
-    block[at..at + bytes.len()].copy_from_slice(bytes);
-}
+use xen_abi::bytes::{put, u16_or_zero as get_u16, u32_or_zero as get_u32, u64_or_zero as get_u64};
 
 fn get<const N: usize>(block: &Block, at: usize) -> [u8; N] {
-    let mut value = [0u8; N];
-    value.copy_from_slice(&block[at..at + N]);
-    value
-}
-
-fn get_u16(block: &Block, at: usize) -> u16 {
-    u16::from_le_bytes(get(block, at))
-}
-
-fn get_u32(block: &Block, at: usize) -> u32 {
-    u32::from_le_bytes(get(block, at))
-}
-
-fn get_u64(block: &Block, at: usize) -> u64 {
-    u64::from_le_bytes(get(block, at))
+    xen_abi::bytes::field(block, at).unwrap_or([0; N])
 }
 
 /// A block with the header filled: `cmd`, the interface version, `domain`.

@@ -302,19 +302,7 @@ fn op(sub: u64, block: &mut [u8]) -> Result<(), Errno> {
     check(machine::hypercall_buffer(EVENT_CHANNEL_OP, sub, block, 0)).map(drop)
 }
 
-fn put(block: &mut [u8], at: usize, bytes: &[u8]) {
-    block[at..at + bytes.len()].copy_from_slice(bytes);
-}
-
-fn get_u32(block: &[u8], at: usize) -> u32 {
-    let mut bytes = [0u8; 4];
-    bytes.copy_from_slice(&block[at..at + 4]);
-    u32::from_le_bytes(bytes)
-}
-
-fn get_u16(block: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([block[at], block[at + 1]])
-}
+use xen_abi::bytes::{put, u16_or_zero as get_u16, u32_or_zero as get_u32};
 
 /// `EVTCHNOP_alloc_unbound`: a new port of ours that only `remote` may bind.
 pub fn alloc_unbound(remote: u16) -> Result<Port, Errno> {

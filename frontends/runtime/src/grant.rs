@@ -349,14 +349,10 @@ pub struct MapSpec {
     pub device: bool,
 }
 
-fn put(block: &mut [u8], at: usize, bytes: &[u8]) {
-    block[at..at + bytes.len()].copy_from_slice(bytes);
-}
+use xen_abi::bytes::put;
 
 fn get<const N: usize>(block: &[u8], at: usize) -> [u8; N] {
-    let mut bytes = [0u8; N];
-    bytes.copy_from_slice(&block[at..at + N]);
-    bytes
+    xen_abi::bytes::field(block, at).unwrap_or([0; N])
 }
 
 /// Encodes a `gnttab_map_grant_ref` (32 bytes).

@@ -72,17 +72,7 @@ fn fail<T>(offset: usize, message: impl Into<String>) -> Result<T, DecodeError> 
     })
 }
 
-fn u16_at(bytes: &[u8], offset: usize) -> u16 {
-    bytes
-        .get(offset..offset + 2)
-        .map_or(0, |field| u16::from_le_bytes([field[0], field[1]]))
-}
-
-fn u32_at(bytes: &[u8], offset: usize) -> u32 {
-    bytes.get(offset..offset + 4).map_or(0, |field| {
-        u32::from_le_bytes([field[0], field[1], field[2], field[3]])
-    })
-}
+use xen_abi::bytes::{u16_or_zero as u16_at, u32_or_zero as u32_at};
 
 /// Reads a compiled policy, checking it as the hypervisor does.
 pub fn decode(bytes: &[u8]) -> Result<CompiledPolicy, DecodeError> {

@@ -23,7 +23,7 @@ pub mod shared_info;
 pub mod timer;
 pub mod start_info;
 
-mod bytes;
+pub mod bytes;
 
 /// A domain identifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

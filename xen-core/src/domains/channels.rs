@@ -56,15 +56,7 @@ fn write_block(hypervisor: &Hypervisor, caller: usize, address: u64, block: &[u8
     hypervisor.lock(caller).write_guest(&mut machine, address, block).map_err(|_| errno::EFAULT)
 }
 
-fn u16_at(block: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([block[at], block[at + 1]])
-}
-fn u32_at(block: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]])
-}
-fn u64_at(block: &[u8], at: usize) -> u64 {
-    u64::from(u32_at(block, at)) | u64::from(u32_at(block, at + 4)) << 32
-}
+use xen_abi::bytes::{u16_or_zero as u16_at, u32_or_zero as u32_at, u64_or_zero as u64_at};
 
 impl Hypervisor {
     /// Wakes `id` if it is blocked.
