@@ -870,7 +870,7 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
         let mut frames = FRAMES.lock();
         let machine = DirectMapMachine { frames: &mut frames };
         let mut sink = |line: &[u8]| LOGGER.write_line(line);
-        let mut context = Context { now_ns: clock::now_ns(), testing, console_sink: &mut sink };
+        let mut context = Context { clock: clock::now_ns, testing, console_sink: &mut sink };
         hypercall::dispatch(&mut domain, &machine, frame, &mut context)
     };
     let first_output = number == xen_abi::hypercall::CONSOLE_IO && !hypervisor.lock(index).has_written;

@@ -45,8 +45,9 @@ pub enum Action {
 
 /// What the dispatcher needs from its surroundings.
 pub struct Context<'a> {
-    /// Nanoseconds since boot.
-    pub now_ns: u64,
+    /// Nanoseconds since boot, read only by the operations that need the
+    /// time (not on every hypercall).
+    pub clock: fn() -> u64,
     /// Whether test-only operations are allowed (`testing=1`).
     pub testing: bool,
     /// Where finished console lines go.
@@ -114,7 +115,7 @@ fn console_io(domain: &mut Domain, machine: &impl MachineMemory, arguments: [u64
             if domain.copy_from_guest(machine, GuestAddress(buffer), bytes).is_err() {
                 return error(errno::EFAULT);
             }
-            domain.console.write(bytes, context.now_ns, context.console_sink);
+            domain.console.write(bytes, (context.clock)(), context.console_sink);
             Action::Return(count as i64)
         }
         _ => error(errno::ENOSYS),

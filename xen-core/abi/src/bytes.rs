@@ -5,41 +5,49 @@
 //! the length up front; `put` writes nothing out of range.
 
 /// The `N` bytes at `offset`, if they are all in `bytes`.
+#[inline]
 pub fn field<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
     bytes.get(offset..offset.checked_add(N)?)?.try_into().ok()
 }
 
 /// A little-endian u16 at `offset`.
+#[inline]
 pub fn get_u16(bytes: &[u8], offset: usize) -> Option<u16> {
     field(bytes, offset).map(u16::from_le_bytes)
 }
 
 /// A little-endian u32 at `offset`.
+#[inline]
 pub fn get_u32(bytes: &[u8], offset: usize) -> Option<u32> {
     field(bytes, offset).map(u32::from_le_bytes)
 }
 
 /// A little-endian u64 at `offset`.
+#[inline]
 pub fn get_u64(bytes: &[u8], offset: usize) -> Option<u64> {
     field(bytes, offset).map(u64::from_le_bytes)
 }
 
 /// A little-endian u16 at `offset`, zero if out of range.
+#[inline]
 pub fn u16_or_zero(bytes: &[u8], offset: usize) -> u16 {
     get_u16(bytes, offset).unwrap_or(0)
 }
 
 /// A little-endian u32 at `offset`, zero if out of range.
+#[inline]
 pub fn u32_or_zero(bytes: &[u8], offset: usize) -> u32 {
     get_u32(bytes, offset).unwrap_or(0)
 }
 
 /// A little-endian u64 at `offset`, zero if out of range.
+#[inline]
 pub fn u64_or_zero(bytes: &[u8], offset: usize) -> u64 {
     get_u64(bytes, offset).unwrap_or(0)
 }
 
 /// Writes `value` at `offset` if it fits.
+#[inline]
 pub fn put(bytes: &mut [u8], offset: usize, value: &[u8]) {
     if let Some(slot) = offset.checked_add(value.len()).and_then(|end| bytes.get_mut(offset..end)) {
         slot.copy_from_slice(value);

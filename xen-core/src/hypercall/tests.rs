@@ -17,7 +17,7 @@ fn call(domain: &mut Domain, machine: &FakeMachine, testing: bool, registers: [u
     };
     let mut lines = Vec::new();
     let mut sink = |line: &[u8]| lines.push(String::from_utf8_lossy(line).into_owned());
-    let mut context = Context { now_ns: 0, testing, console_sink: &mut sink };
+    let mut context = Context { clock: || 0, testing, console_sink: &mut sink };
     let action = dispatch(domain, machine, &frame, &mut context);
     (action, lines)
 }
