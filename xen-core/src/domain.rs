@@ -65,19 +65,6 @@ pub struct DomainSpec<'a> {
     pub command_line: &'a str,
 }
 
-/// Where a domain is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DomainState {
-    /// Ready to run.
-    Runnable,
-    /// Waiting for an event or its timer.
-    Blocked,
-    /// Stopped by the control domain.
-    Paused,
-    /// Shut down (or crashed): waiting to be torn down.
-    Dying(ShutdownReason),
-}
-
 /// A domain's FXSAVE image: SSE state, switched eagerly with the domain.
 #[derive(Clone)]
 #[repr(C, align(16))]
@@ -165,8 +152,9 @@ pub struct Domain {
     pub seclabel: heapless::String<63>,
     /// `start_info::flags` bits.
     pub flags: u32,
-    /// Where it is in its life.
-    pub state: DomainState,
+    /// Why it shut down (or crashed), once it has: it is then waiting to be
+    /// torn down. Whether it runs, blocks or is paused is the scheduler's.
+    pub shutdown: Option<ShutdownReason>,
     /// Pseudo-physical frame N lives in machine frame `p2m[N]`.
     pub p2m: Vec<Frame>,
     /// Its page tables.
@@ -277,7 +265,7 @@ impl Domain {
             name: heapless::String::new(),
             seclabel: heapless::String::new(),
             flags: spec.flags,
-            state: DomainState::Runnable,
+            shutdown: None,
             p2m,
             space,
             registers: TrapFrame::default(),

@@ -17,7 +17,7 @@ use xen_abi::domctl::state;
 use xen_abi::sched::ShutdownReason;
 use xen_abi::{errno, layout, DomId, GuestAddress};
 use xen_core::cmdline::IdleAction;
-use xen_core::domain::{Domain, DomainSpec, DomainState, HypervisorMapping, MachineMemory};
+use xen_core::domain::{Domain, DomainSpec, HypervisorMapping, MachineMemory};
 use xen_core::domctl::{self, Command, CreateRequest, DomainInfo};
 use xen_core::hypercall::{self, Action, Context};
 use xen_core::layout::KERNEL_VMA;
@@ -296,9 +296,7 @@ impl Hypervisor {
     /// Marks a domain dying: it never runs again; teardown follows in steps.
     fn kill(&mut self, id: DomId, reason: ShutdownReason) {
         if let Some(mut domain) = self.lock_id(id) {
-            if !matches!(domain.state, DomainState::Dying(_)) {
-                domain.state = DomainState::Dying(reason);
-            }
+            domain.shutdown.get_or_insert(reason);
         }
         let _ = self.scheduler.set_state(id, RunState::Dead);
     }
@@ -413,7 +411,7 @@ impl Hypervisor {
             // Save whoever was running (unless it is gone or dying).
             if let Some(current) = self.current {
                 if let Some(mut domain) = self.lock_id(current) {
-                    if !matches!(domain.state, DomainState::Dying(_)) {
+                    if domain.shutdown.is_none() {
                         domain.registers = *frame;
                         fpu::save(&mut domain.vector_state);
                     }
@@ -736,7 +734,7 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
             if let Err(code) = target_ok(hypervisor, *target) {
                 return DomctlResult::Done(-code, false);
             }
-            let dying = hypervisor.lock_id(*target).is_some_and(|domain| matches!(domain.state, DomainState::Dying(_)));
+            let dying = hypervisor.lock_id(*target).is_some_and(|domain| domain.shutdown.is_some());
             if !dying {
                 info!("{caller}: destroying {target}");
                 hypervisor.kill(*target, ShutdownReason::Poweroff);
@@ -753,11 +751,6 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
             }
             let pause = matches!(command, Command::Pause(_));
             let result = if pause { hypervisor.scheduler.pause(*target) } else { hypervisor.scheduler.unpause(*target) };
-            if let Some(mut domain) = hypervisor.lock_id(*target) {
-                if !matches!(domain.state, DomainState::Dying(_)) {
-                    domain.state = if pause { DomainState::Paused } else { DomainState::Runnable };
-                }
-            }
             info!("{caller}: {} {target}", if pause { "paused" } else { "unpaused" });
             DomctlResult::Done(if result.is_ok() { 0 } else { -errno::ESRCH }, false)
         }
@@ -772,7 +765,7 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
                 Some(RunState::Dead) | None => 0,
             };
             let mut shutdown_reason = 0;
-            if let DomainState::Dying(reason) = domain.state {
+            if let Some(reason) = domain.shutdown {
                 bits |= state::SHUTDOWN;
                 shutdown_reason = reason as u32;
             }
