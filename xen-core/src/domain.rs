@@ -183,8 +183,6 @@ pub struct Domain {
     pub active_grants: ActiveGrants,
     /// Frames teardown kept back because another domain still maps them.
     pub held_frames: Vec<Frame>,
-    /// Its label in the security server (set when the policy knows it).
-    pub security_id: Option<crate::policy::SecurityId>,
 }
 
 /// Foreign grants a domain may map at once.
@@ -280,7 +278,6 @@ impl Domain {
             maptrack,
             active_grants,
             held_frames: Vec::new(),
-            security_id: None,
         });
         let _ = domain.name.push_str(spec.name.get(..spec.name.len().min(31)).unwrap_or(""));
         let _ = domain.seclabel.push_str(spec.seclabel.get(..spec.seclabel.len().min(63)).unwrap_or(""));

@@ -80,8 +80,9 @@ struct AvcEntry {
     allowed: u32,
 }
 
-/// One domain behind its own lock. Its id and whether it is the control
-/// domain never change, so finding a domain takes no lock.
+/// One domain behind its own lock. Its id, label and whether it is the
+/// control domain never change, so finding a domain or checking the policy
+/// takes no lock.
 ///
 /// Lock order (DESIGN, "Ready for more CPUs"): the table (`HYPERVISOR`),
 /// then domains in ascending id ([`Hypervisor::lock_pair`]), then the frame
@@ -89,6 +90,8 @@ struct AvcEntry {
 struct Slot {
     id: DomId,
     control: bool,
+    /// Its label in the security server (`None`: every check on it fails).
+    security_id: Option<xen_core::policy::SecurityId>,
     domain: spin::Mutex<Box<Domain>>,
 }
 
@@ -149,7 +152,7 @@ impl Hypervisor {
     /// a denial is logged in the AVC format. `Err` holds a positive errno.
     fn check(&mut self, subject: DomId, target: DomId, class: Class, permissions: u32) -> Result<(), i64> {
         let Some(index) = self.index_of(target) else { return Err(errno::ESRCH) };
-        let target_id = self.lock(index).security_id;
+        let target_id = self.domains[index].security_id;
         self.check_sid(subject, target_id, class, permissions)
     }
 
@@ -163,7 +166,7 @@ impl Hypervisor {
         if self.policy_disabled {
             return Ok(());
         }
-        let subject_id = self.index_of(subject).and_then(|index| self.lock(index).security_id);
+        let subject_id = self.index_of(subject).and_then(|index| self.domains[index].security_id);
         let Some(security) = self.security.as_mut() else { return Err(errno::EACCES) };
         let (Some(subject_id), Some(target_id)) = (subject_id, target) else { return Err(errno::EACCES) };
         // The common case, an allowed operation, needs no clock and no log;
@@ -265,9 +268,10 @@ impl Hypervisor {
             domain
         };
         domain.weight = weight;
+        let mut security_id = None;
         if let Some(security) = self.security.as_mut() {
             match security.register_label(&domain.seclabel) {
-                Ok(id) => domain.security_id = Some(id),
+                Ok(label) => security_id = Some(label),
                 Err(problem) => warn!("{id}: label {} not usable ({problem:?}): every check on it is denied", domain.seclabel),
             }
         }
@@ -288,7 +292,7 @@ impl Hypervisor {
             return Err(xen_core::domain::BuildError::TooManyDomains);
         }
         let control = domain.flags & xen_abi::start_info::flags::CONTROL_DOMAIN != 0;
-        let _ = self.domains.push(Slot { id, control, domain: spin::Mutex::new(domain) });
+        let _ = self.domains.push(Slot { id, control, security_id, domain: spin::Mutex::new(domain) });
         self.next_id = self.next_id.wrapping_add(1).max(1) % xen_abi::DomId::FIRST_RESERVED.0;
         Ok(id)
     }
