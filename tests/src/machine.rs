@@ -54,6 +54,17 @@ impl DomainConfig {
         self
     }
 
+    /// The control domain's agent (the store), with this command line.
+    pub fn agent(extra: &str) -> DomainConfig {
+        DomainConfig { kernel: "agent".into(), memory_mib: 16, ..DomainConfig::probe("control", extra) }.control()
+    }
+
+    /// The same with this label (`system_u:system_r:` is added).
+    pub fn label(mut self, type_name: &str) -> DomainConfig {
+        self.seclabel = format!("system_u:system_r:{type_name}");
+        self
+    }
+
     /// A hello domain.
     pub fn hello(name: &str) -> DomainConfig {
         DomainConfig { kernel: "hello".into(), extra: String::new(), ..DomainConfig::probe(name, "") }

@@ -250,6 +250,8 @@ impl Hypervisor {
             let store = domain.events.alloc_unbound(control);
             let console = domain.events.alloc_unbound(control);
             if let (Ok(store), Ok(console), Some(page)) = (store, console, domain.frame(layout::START_INFO_PFN)) {
+                // The control domain binds them by these numbers.
+                debug_assert_eq!((store.0, console.0), (xen_abi::event_channel::BUILDER_STORE_PORT, xen_abi::event_channel::BUILDER_CONSOLE_PORT));
                 let mut frames = FRAMES.lock();
                 let mut machine = DirectMapMachine { frames: &mut frames };
                 machine.write(page, xen_abi::start_info::offset::STORE_EVTCHN, &store.0.to_le_bytes());

@@ -127,6 +127,12 @@ pub enum Action {
     TimerVirq,
     /// Grant a page to ourselves: map, write, revoke (busy, then not), copy.
     GrantSelf,
+    /// The dummy device's backend over the store handshake.
+    DummyBack,
+    /// The dummy device's frontend over the store handshake.
+    DummyFront,
+    /// Probe and flood the store.
+    StoreAttack,
 }
 
 /// Every action with its command-line name, expectation and description.
@@ -180,6 +186,9 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::EventSink, "event-sink", Expectation::Poweroff, "alloc_unbound for peer=, count wakeups for duration_ms= (2000)"),
     (Action::TimerVirq, "timer-virq", Expectation::Poweroff, "bind VIRQ_TIMER, set the timer ms= (50) ahead, wait for the port"),
     (Action::GrantSelf, "grant-self", Expectation::Poweroff, "grant ref= (8) to itself, map, write, revoke (busy while mapped), copy"),
+    (Action::DummyBack, "dummy-back", Expectation::Poweroff, "serve the dummy device of front= (id= 0) over the store handshake for rounds= (2), restarting between rounds"),
+    (Action::DummyFront, "dummy-front", Expectation::Poweroff, "connect the dummy device id= (0) through the store, ping, follow the backend's restarts, close after rounds= (2)"),
+    (Action::StoreAttack, "store-attack", Expectation::Poweroff, "try victim='s and backend='s store nodes (all refused), then flood the store: watches, nodes, flood= (2000) requests"),
 ];
 
 impl Action {

@@ -9,6 +9,8 @@
 // offers the rest of the binary, which this lint cannot see.
 #![allow(unreachable_pub)]
 
+extern crate alloc;
+
 mod action;
 mod bench;
 mod control;
@@ -21,6 +23,7 @@ mod script;
 mod snoop;
 mod timing;
 mod tiny;
+mod xenbus_dummy;
 
 use guest_runtime::command_line::find;
 use guest_runtime::hypercall::{console_write_from, foreign};
@@ -199,6 +202,9 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         Action::SseSwitch => sse_switch(info),
         Action::RingFront => rings::ring_front(info),
         Action::RingBack => rings::ring_back(info),
+        Action::DummyBack => xenbus_dummy::dummy_back(info),
+        Action::DummyFront => xenbus_dummy::dummy_front(info),
+        Action::StoreAttack => xenbus_dummy::store_attack(info),
         Action::Snoop => snoop::snoop(info),
         Action::EventFlood => events::event_flood(info),
         Action::EventSink => events::event_sink(info),

@@ -10,7 +10,6 @@
 //! steps (and between the maps of a `guess`) so the hypervisor's AVC log,
 //! limited to 10 lines a second, shows every denial.
 
-extern crate alloc;
 
 mod ops;
 mod outcome;

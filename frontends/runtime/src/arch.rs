@@ -249,6 +249,26 @@ pub(crate) fn grant_entries(nr_pages: u64) -> Option<&'static [GrantEntry]> {
     Some(unsafe { core::slice::from_raw_parts(address as *const GrantEntry, count) })
 }
 
+/// One of our own pages the builder set aside for a ring shared with the
+/// control domain (the console page or the store page), as a ring page;
+/// `None` for any other frame or if our RAM does not reach it.
+pub(crate) fn ring_page(pfn: u64, nr_pages: u64) -> Option<SharedPage<'static>> {
+    use xen_abi::layout::{pfn_to_address, CONSOLE_PFN, IMAGE_OFFSET, STORE_PFN};
+    const _: () = assert!(CONSOLE_PFN < IMAGE_OFFSET / PAGE_SIZE && STORE_PFN < IMAGE_OFFSET / PAGE_SIZE);
+    if (pfn != CONSOLE_PFN && pfn != STORE_PFN) || pfn >= nr_pages {
+        return None;
+    }
+    let base = NonNull::new(pfn_to_address(pfn) as *mut u8)?;
+    // SAFETY: `SharedPage::from_raw`'s contract: (1) `base` is the start of
+    // the console or store page (checked above), page-aligned, in the first
+    // MiB of our RAM, which the hypervisor maps read-write for all our life,
+    // so `'static` holds. (2) No Rust object lives there (images start at
+    // 1 MiB, the asserts) and this program reaches these pages only through
+    // `SharedPage`s (atomics of the widths that type uses); the control
+    // domain's writes through its grant mapping are outside this program.
+    Some(unsafe { SharedPage::from_raw(base) })
+}
+
 /// The page a [`Mapping`] maps, as a ring page, for as long as the mapping
 /// is borrowed; `None` if its address is not a page of the grant window.
 pub(crate) fn foreign_page(mapping: &Mapping) -> Option<SharedPage<'_>> {

@@ -119,6 +119,11 @@ pub(crate) fn grant_entries(_nr_pages: u64) -> Option<&'static [crate::grant::Gr
     None
 }
 
+/// No ring pages on the host (see the bare-metal `ring_page`).
+pub(crate) fn ring_page(_pfn: u64, _nr_pages: u64) -> Option<ring_protocol::SharedPage<'static>> {
+    None
+}
+
 /// Nothing is ever mapped on the host.
 pub(crate) fn foreign_page(_mapping: &crate::grant::Mapping) -> Option<ring_protocol::SharedPage<'_>> {
     None

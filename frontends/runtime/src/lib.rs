@@ -35,6 +35,8 @@ pub mod hypercall;
 pub mod logger;
 pub mod page;
 mod start;
+pub mod store;
+pub mod xenbus;
 pub mod time;
 pub mod xsm;
 

@@ -1,8 +1,9 @@
 //! The store (Xen's xenstored) as a library: the `xs_wire` message format, the tree
 //! of nodes with Xen-style permissions, watches, transactions, per-domain quotas and
-//! round-robin service across connections. It knows nothing of rings or event
-//! channels: a service in the control domain feeds it the bytes read from each
-//! domain's store ring and writes back what it returns.
+//! round-robin service across connections. The core knows nothing of rings or event
+//! channels; [`ring`] is the transport over each domain's store page, which the
+//! control domain's agent drives (feeding the store the bytes read from each ring
+//! and writing back what it returns).
 //!
 //! Nothing a guest writes is trusted: paths are validated before use, values are
 //! opaque bytes, and [`checked`] offers strict readers for the toolstack and backends.
@@ -18,6 +19,7 @@ pub mod error;
 mod ops;
 pub mod path;
 pub mod perms;
+pub mod ring;
 pub mod store;
 mod tree;
 mod watch;

@@ -110,11 +110,11 @@ fn rule_errors() {
         ),
         (
             "type a_t;\nallow a_t a_t : { event grant } send;",
-            "2:33: unknown permission 'send' for class grant (expected one of map_read map_write unmap transfer setup copy query)",
+            "2:33: unknown permission 'send' for class grant (expected one of map_read map_write unmap transfer setup copy query map_reserved)",
         ),
         (
             "type a_t;\nneverallow a_t a_t : grant bind;",
-            "2:28: unknown permission 'bind' for class grant (expected one of map_read map_write unmap transfer setup copy query)",
+            "2:28: unknown permission 'bind' for class grant (expected one of map_read map_write unmap transfer setup copy query map_reserved)",
         ),
         ("type a_t;\nneverallow a_t nope : *;", "2:16: unknown type or attribute 'nope'"),
     ];

@@ -28,6 +28,12 @@ pub const RESET: u64 = 10;
 /// Ports in the 2-level ABI on x86_64.
 pub const NR_PORTS: u32 = 4096;
 
+/// The port the domain builder gives a new domain's store channel (its
+/// first allocation, as in Xen), unbound until the control domain binds it.
+pub const BUILDER_STORE_PORT: u32 = 1;
+/// The port the domain builder gives a new domain's console channel.
+pub const BUILDER_CONSOLE_PORT: u32 = 2;
+
 /// `struct evtchn_alloc_unbound` (8 bytes): dom u16 @0, remote_dom u16 @2,
 /// port u32 @4 (out).
 pub mod alloc_unbound {

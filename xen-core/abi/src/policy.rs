@@ -172,6 +172,12 @@ pub mod grant {
     pub const COPY: u32 = 1 << 5;
     /// `GNTTABOP_query_size` of the target's table.
     pub const QUERY: u32 = 1 << 6;
+    /// Map the page behind one of the target's *reserved* grant refs (0, its
+    /// console ring; 1, its store ring), which the domain builder fills in for
+    /// the control domain. A mapping of a reserved ref asks for this and not
+    /// for `map_read`/`map_write`, so the store can be served by a domain the
+    /// policy forbids to map any other page of a guest.
+    pub const MAP_RESERVED: u32 = 1 << 7;
     /// Names by bit position.
     pub const NAMES: &[&str] = &[
         "map_read",
@@ -181,6 +187,7 @@ pub mod grant {
         "setup",
         "copy",
         "query",
+        "map_reserved",
     ];
 }
 
@@ -339,7 +346,8 @@ mod tests {
             Class::Security.permission("setbool"),
             Some(security::SET_BOOL)
         );
-        assert_eq!(Class::Grant.valid_permissions(), 0x7f);
+        assert_eq!(Class::Grant.permission("map_reserved"), Some(grant::MAP_RESERVED));
+        assert_eq!(Class::Grant.valid_permissions(), 0xff);
         assert_eq!(Class::Grant.permission_name(0b11), None);
     }
 

@@ -327,7 +327,14 @@ impl Hypervisor {
         let reference = GrantRef(u32_at(&block, gnt::map_grant_ref::REF));
         let dom = u16_at(&block, gnt::map_grant_ref::DOM);
         let granter = if DomId(dom) == DomId::SELF { caller } else { DomId(dom) };
-        let wanted = grant_permission::MAP_READ | if map_flags & gnt::map_flags::READONLY == 0 { grant_permission::MAP_WRITE } else { 0 };
+        let wanted = if reference.0 <= gnt::RESERVED_XENSTORE && granter != caller {
+            // The console and store rings the builder granted to the control
+            // domain: a permission of their own, so that serving them needs
+            // no right to map anything else of the granter's.
+            grant_permission::MAP_RESERVED
+        } else {
+            grant_permission::MAP_READ | if map_flags & gnt::map_flags::READONLY == 0 { grant_permission::MAP_WRITE } else { 0 }
+        };
         let allowed = self.index_of(granter).is_none() || self.check(caller, granter, Class::Grant, wanted).is_ok();
         let result = match self.index_of(granter) {
             _ if !allowed => Err(status::PERMISSION_DENIED),

@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use super::alloc::vec::Vec;
+use alloc::vec::Vec;
 
 use guest_runtime::domctl::{self, DomainInfo};
 use guest_runtime::event::{self, ChannelStatus, Port};
@@ -22,7 +22,7 @@ use crate::tiny::TINY_HELLO;
 pub const COPY_BYTES: u16 = 16;
 
 /// The bytes hexadecimal text spells (the syntax checked the digits).
-pub fn decode_hex(hex: &str) -> super::alloc::vec::Vec<u8> {
+pub fn decode_hex(hex: &str) -> alloc::vec::Vec<u8> {
     let digit = |byte: u8| match byte {
         b'0'..=b'9' => byte - b'0',
         b'a'..=b'f' => byte - b'a' + 10,
@@ -148,7 +148,7 @@ fn map_once(domain: u16, reference: u32, readonly: bool) -> Outcome {
 /// Creates the `tiny` kernel labelled `system_u:system_r:TYPE` (or
 /// `default_label`) and unpauses it if it was created paused.
 fn create(type_name: Option<&str>, default_label: &str) -> Outcome {
-    let mut label = super::alloc::string::String::new();
+    let mut label = alloc::string::String::new();
     match type_name {
         Some(name) => {
             label.push_str(LABEL_PREFIX);

@@ -3,8 +3,8 @@
 
 use core::fmt;
 
-use super::alloc::string::{String, ToString};
-use super::alloc::vec::Vec;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 use guest_runtime::grant::{Failure, GrantStatus};
 use guest_runtime::Errno;

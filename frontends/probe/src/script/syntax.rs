@@ -12,7 +12,7 @@
 
 use core::fmt;
 
-use super::alloc::vec::Vec;
+use alloc::vec::Vec;
 
 use guest_runtime::grant::GrantStatus;
 
