@@ -1,16 +1,20 @@
 //! Domain configuration files in the xl.cfg syntax Xen users know, the
 //! subset used today: `name`, `kernel`, `memory`, `seclabel`, `extra` (or
-//! `cmdline`), `vcpus`, `type`, and our `control_domain`/`driver_domain`
-//! flags. [`syntax`] reads the `KEY = VALUE` lines; this module gives the
-//! keys meaning. To add a key (disk, vif, pci, on_crash, ...), add a field
-//! to [`DomainConfig`] and an arm to [`DomainConfig::from_settings`].
+//! `cmdline`), `vcpus`, `type`, `cpu_weight`, `disk`, `vif`, `pci`,
+//! `on_crash`/`on_poweroff`/`on_reboot`, and our
+//! `control_domain`/`driver_domain` flags. [`syntax`] reads the
+//! `KEY = VALUE` lines, [`devices`] the items of the device lists; this
+//! module gives the keys meaning. To add a key, add a field to
+//! [`DomainConfig`] and an arm to [`DomainConfig::from_settings`].
 
+pub mod devices;
 pub mod syntax;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use devices::{Access, DiskSpec, ExitAction, PciAddress, VifSpec};
 pub use syntax::{Position, Setting, SyntaxError, Value, ValueKind};
 
 /// One domain's configuration.
@@ -36,6 +40,18 @@ pub struct DomainConfig {
     pub driver_domain: bool,
     /// `cpu_weight = N`: the scheduler weight (1..=65535; default 256).
     pub cpu_weight: Option<u32>,
+    /// `disk = [...]`: virtual block devices.
+    pub disks: Vec<DiskSpec>,
+    /// `vif = [...]`: virtual network interfaces.
+    pub vifs: Vec<VifSpec>,
+    /// `pci = [...]`: PCI functions passed through (to a driver domain).
+    pub pci: Vec<PciAddress>,
+    /// `on_crash`: what to do when it crashes (default destroy).
+    pub on_crash: ExitAction,
+    /// `on_poweroff`: what to do when it powers off (default destroy).
+    pub on_poweroff: ExitAction,
+    /// `on_reboot`: what to do when it reboots (default restart, as Xen).
+    pub on_reboot: ExitAction,
 }
 
 /// A configuration error: which file, where in it, and what is wrong.
@@ -123,6 +139,68 @@ fn expect_integer(path: &Path, key: &str, value: &Value) -> Result<u64, ConfigEr
     }
 }
 
+/// The strings of a list value, each with its position.
+fn expect_string_list<'a>(
+    path: &Path,
+    key: &str,
+    value: &'a Value,
+) -> Result<Vec<(&'a str, Position)>, ConfigError> {
+    let ValueKind::List(items) = &value.kind else {
+        return Err(error_at(
+            path,
+            value.position,
+            format!(
+                "expected a list of quoted strings for '{key}' (like {key} = [ '...' ]), found {}",
+                value.describe()
+            ),
+        ));
+    };
+    items
+        .iter()
+        .map(|item| match &item.kind {
+            ValueKind::String(text) => Ok((text.as_str(), item.position)),
+            _ => Err(error_at(
+                path,
+                item.position,
+                format!(
+                    "expected a quoted string in '{key}', found {}",
+                    item.describe()
+                ),
+            )),
+        })
+        .collect()
+}
+
+/// Parses every item of the list `value` with `parse`, refusing two items
+/// with the same `identity`.
+fn parse_list<T, K: PartialEq + fmt::Display>(
+    path: &Path,
+    key: &str,
+    value: &Value,
+    parse: impl Fn(&str) -> Result<T, String>,
+    identity: impl Fn(&T) -> Option<K>,
+) -> Result<Vec<T>, ConfigError> {
+    let mut parsed: Vec<(T, Position)> = Vec::new();
+    for (text, position) in expect_string_list(path, key, value)? {
+        let item = parse(text)
+            .map_err(|message| error_at(path, position, format!("{key} '{text}': {message}")))?;
+        if let Some(id) = identity(&item) {
+            if let Some((_, first)) = parsed
+                .iter()
+                .find(|(other, _)| identity(other).as_ref() == Some(&id))
+            {
+                let message = format!(
+                    "{key} '{text}': {id} is already given at line {}, column {}",
+                    first.line, first.column
+                );
+                return Err(error_at(path, position, message));
+            }
+        }
+        parsed.push((item, position));
+    }
+    Ok(parsed.into_iter().map(|(item, _)| item).collect())
+}
+
 fn expect_flag(path: &Path, key: &str, value: &Value) -> Result<bool, ConfigError> {
     match expect_integer(path, key, value)? {
         0 => Ok(false),
@@ -153,6 +231,12 @@ impl DomainConfig {
             control_domain: false,
             driver_domain: false,
             cpu_weight: None,
+            disks: Vec::new(),
+            vifs: Vec::new(),
+            pci: Vec::new(),
+            on_crash: ExitAction::Destroy,
+            on_poweroff: ExitAction::Destroy,
+            on_reboot: ExitAction::Restart,
         };
         for setting in settings {
             let key = setting.key.as_str();
@@ -235,6 +319,32 @@ impl DomainConfig {
                     }
                     config.cpu_weight = Some(weight as u32);
                 }
+                "disk" => {
+                    config.disks = parse_list(path, key, value, devices::parse_disk, |disk| {
+                        Some(format!("vdev {}", disk.vdev))
+                    })?;
+                }
+                "vif" => {
+                    config.vifs = parse_list(path, key, value, devices::parse_vif, |vif| {
+                        vif.mac.map(|mac| format!("mac {}", devices::mac_text(mac)))
+                    })?;
+                }
+                "pci" => {
+                    config.pci = parse_list(path, key, value, devices::parse_pci, |address| {
+                        Some(format!("device {address}"))
+                    })?;
+                }
+                "on_crash" | "on_poweroff" | "on_reboot" => {
+                    let text = expect_string(path, key, value)?;
+                    let action = devices::parse_action(text).map_err(|message| {
+                        error_at(path, value.position, format!("{key}: {message}"))
+                    })?;
+                    match key {
+                        "on_crash" => config.on_crash = action,
+                        "on_poweroff" => config.on_poweroff = action,
+                        _ => config.on_reboot = action,
+                    }
+                }
                 _ => {
                     return Err(error_at(
                         path,
@@ -306,7 +416,29 @@ impl fmt::Display for DomainConfig {
         if let Some(weight) = self.cpu_weight {
             write!(formatter, "\ncpu_weight = {weight}")?;
         }
-        Ok(())
+        let list = |items: Vec<String>| {
+            let quoted: Vec<String> = items.iter().map(|item| quoted(item)).collect();
+            format!("[ {} ]", quoted.join(", "))
+        };
+        if !self.disks.is_empty() {
+            let items = self.disks.iter().map(ToString::to_string).collect();
+            write!(formatter, "\ndisk = {}", list(items))?;
+        }
+        if !self.vifs.is_empty() {
+            let items = self.vifs.iter().map(ToString::to_string).collect();
+            write!(formatter, "\nvif = {}", list(items))?;
+        }
+        if !self.pci.is_empty() {
+            let items = self.pci.iter().map(ToString::to_string).collect();
+            write!(formatter, "\npci = {}", list(items))?;
+        }
+        write!(
+            formatter,
+            "\non_crash = \"{}\"\non_poweroff = \"{}\"\non_reboot = \"{}\"",
+            self.on_crash.name(),
+            self.on_poweroff.name(),
+            self.on_reboot.name()
+        )
     }
 }
 

@@ -19,7 +19,7 @@ use xen_abi::{errno, layout, DomId, GuestAddress};
 use xen_core::cmdline::IdleAction;
 use xen_core::domain::{Domain, DomainSpec, HypervisorMapping, MachineMemory};
 use xen_core::domctl::{self, Command, CreateRequest, DomainInfo};
-use xen_core::hypercall::{self, Action, Context};
+use xen_core::hypercall::{self, Action, Context, OperatorRequest};
 use xen_core::layout::KERNEL_VMA;
 use xen_core::page_table::{flags, PAGE_4K};
 use xen_core::policy::{AccessRequest, Mode, SecurityServer};
@@ -398,6 +398,11 @@ impl Hypervisor {
         });
         for id in fired {
             self.raise_virq(id, xen_abi::timer::VIRQ_TIMER);
+        }
+        if crate::operator_channel::take_news() {
+            if let Some(control) = self.control_domain() {
+                self.raise_virq(control, xen_abi::timer::VIRQ_CONSOLE);
+            }
         }
         // One bounded teardown step for each dying domain.
         // Dying domains are the run queue's dead ones (`kill` marks both):
@@ -792,6 +797,62 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
     }
 }
 
+/// The operator's channel and the hypervisor's log: the policy decides
+/// (`security { readconsole writeconsole }`); with the policy disabled, the
+/// control domain alone.
+fn operator_op(hypervisor: &mut Hypervisor, caller: DomId, request: OperatorRequest) -> i64 {
+    let permission = match request {
+        OperatorRequest::Write { .. } => security_permission::WRITE_CONSOLE,
+        OperatorRequest::Read { .. } | OperatorRequest::ReadLog { .. } => security_permission::READ_CONSOLE,
+    };
+    let allowed = if hypervisor.policy_disabled {
+        hypervisor.control_domain() == Some(caller)
+    } else {
+        let server = hypervisor.security.as_ref().map(SecurityServer::security_server_id);
+        hypervisor.check_sid(caller, server, Class::Security, permission).is_ok()
+    };
+    if !allowed {
+        return -errno::EPERM;
+    }
+    let Some(index) = hypervisor.index_of(caller) else { return -errno::ESRCH };
+    let mut bytes = [0u8; xen_abi::hypercall::console::MAX_CHANNEL_BYTES as usize + 8];
+    let mut frames = FRAMES.lock();
+    let mut machine = DirectMapMachine { frames: &mut frames };
+    let domain = hypervisor.lock(index);
+    match request {
+        OperatorRequest::Read { buffer, count } => {
+            let count = crate::operator_channel::read(&mut bytes[..count as usize]);
+            match domain.write_guest(&mut machine, buffer, &bytes[..count]) {
+                Ok(()) => count as i64,
+                // The bytes are gone from the buffer: say so loudly.
+                Err(_) => {
+                    warn!("{caller}: operator channel: {count} bytes lost to a bad buffer {buffer:#x}");
+                    -errno::EFAULT
+                }
+            }
+        }
+        OperatorRequest::Write { buffer, count } => {
+            let bytes = &mut bytes[..count as usize];
+            if domain.copy_from_guest(&machine, GuestAddress(buffer), bytes).is_err() {
+                return -errno::EFAULT;
+            }
+            if !crate::operator_channel::present() {
+                return -errno::ENODEV;
+            }
+            crate::operator_channel::write(bytes);
+            count as i64
+        }
+        OperatorRequest::ReadLog { buffer, count, from } => {
+            let (start, copied) = LOGGER.read(from, &mut bytes[8..count as usize]);
+            bytes[..8].copy_from_slice(&start.to_le_bytes());
+            match domain.write_guest(&mut machine, buffer, &bytes[..8 + copied]) {
+                Ok(()) => copied as i64,
+                Err(_) => -errno::EFAULT,
+            }
+        }
+    }
+}
+
 /// `xsm_op`: the security server's own operations.
 fn xsm_op(hypervisor: &mut Hypervisor, caller: DomId, operation: u64, first: u64, second: u64) -> i64 {
     use xen_abi::hypercall::xsm;
@@ -908,6 +969,10 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
             frame.rax = xsm_op(hypervisor, caller, operation, first, second) as u64;
             false
         }
+        Action::Operator(request) => {
+            frame.rax = operator_op(hypervisor, caller, request) as u64;
+            false
+        }
         Action::GrantTable(operation, address, count) => match hypervisor.grant_table_op(caller, frame, operation, address, count) {
             Ok(value) => {
                 frame.rax = value as u64;
@@ -988,7 +1053,9 @@ pub fn on_trap_from_domain(frame: &mut TrapFrame) -> bool {
         warn!("nmi while a domain ran; carrying on");
         return false;
     }
-    if vector >= 32 && vector != u64::from(apic::TIMER_VECTOR) {
+    if vector == u64::from(apic::CHANNEL_VECTOR) {
+        crate::operator_channel::on_interrupt();
+    } else if vector >= 32 && vector != u64::from(apic::TIMER_VECTOR) {
         warn!("interrupt: unexpected vector {vector:#x} from a domain");
         apic::end_of_interrupt();
         return false;
@@ -998,6 +1065,8 @@ pub fn on_trap_from_domain(frame: &mut TrapFrame) -> bool {
     let on_idle = hypervisor.on_idle;
     if vector == u64::from(apic::TIMER_VECTOR) {
         apic::on_timer_interrupt();
+    } else if vector == u64::from(apic::CHANNEL_VECTOR) {
+        // Taken above; the scheduling pass below tells the control domain.
     } else if let Some(current) = hypervisor.current {
         if let Some(domain) = hypervisor.lock_id(current) {
             let mut subject: heapless::String<64> = heapless::String::new();

@@ -5,7 +5,7 @@
 
 use alloc::boxed::Box;
 use xen_abi::errno;
-use xen_abi::hypercall::{self, console, test_op, version};
+use xen_abi::hypercall::{self, console, sysctl, test_op, version};
 use xen_abi::sched::{self, ShutdownReason};
 use xen_abi::GuestAddress;
 
@@ -41,6 +41,39 @@ pub enum Action {
     GrantTable(u64, u64, u64),
     /// `xsm_op`: sub-operation and its two arguments.
     Xsm(u64, u64, u64),
+    /// The operator's channel or the hypervisor's log (checked by the
+    /// policy, then done, by the caller).
+    Operator(OperatorRequest),
+}
+
+/// A request for the operator's channel or the hypervisor's log; buffer
+/// addresses are the caller's, counts already bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperatorRequest {
+    /// `CONSOLEIO_read`: up to `count` bytes of operator input to `buffer`.
+    Read {
+        /// Where to.
+        buffer: u64,
+        /// At most this many (≤ `MAX_CHANNEL_BYTES`).
+        count: u64,
+    },
+    /// `CONSOLEIO_channel_write`: `count` bytes from `buffer` to the operator.
+    Write {
+        /// Where from.
+        buffer: u64,
+        /// This many (≤ `MAX_CHANNEL_BYTES`).
+        count: u64,
+    },
+    /// `sysctl` readconsole: the log from sequence `from`; the buffer gets
+    /// the first byte's sequence (u64 LE), then the bytes.
+    ReadLog {
+        /// Where to.
+        buffer: u64,
+        /// The buffer's size (≤ `MAX_CHANNEL_BYTES` + 8).
+        count: u64,
+        /// The first sequence number wanted.
+        from: u64,
+    },
 }
 
 /// What the dispatcher needs from its surroundings.
@@ -72,6 +105,11 @@ pub fn dispatch(domain: &mut Domain, machine: &impl MachineMemory, frame: &TrapF
             _ => error(errno::ENOSYS),
         },
         hypercall::CONSOLE_IO => console_io(domain, machine, arguments, context),
+        hypercall::SYSCTL => match arguments[0] {
+            sysctl::READ_CONSOLE if arguments[2] < 8 || arguments[2] > console::MAX_CHANNEL_BYTES + 8 => error(errno::EINVAL),
+            sysctl::READ_CONSOLE => Action::Operator(OperatorRequest::ReadLog { buffer: arguments[1], count: arguments[2], from: arguments[3] }),
+            _ => error(errno::ENOSYS),
+        },
         hypercall::SCHED_OP => sched_op(domain, machine, arguments),
         hypercall::SET_TIMER_OP => Action::SetTimer((arguments[0] != 0).then_some(arguments[0])),
         hypercall::EVENT_CHANNEL_OP => Action::EventChannel(arguments[0], arguments[1]),
@@ -118,6 +156,9 @@ fn console_io(domain: &mut Domain, machine: &impl MachineMemory, arguments: [u64
             domain.console.write(bytes, (context.clock)(), context.console_sink);
             Action::Return(count as i64)
         }
+        console::READ | console::CHANNEL_WRITE if count > console::MAX_CHANNEL_BYTES => error(errno::EINVAL),
+        console::READ => Action::Operator(OperatorRequest::Read { buffer, count }),
+        console::CHANNEL_WRITE => Action::Operator(OperatorRequest::Write { buffer, count }),
         _ => error(errno::ENOSYS),
     }
 }

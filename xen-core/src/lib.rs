@@ -16,6 +16,7 @@ pub mod layout;
 pub mod log_ring;
 pub mod logger;
 pub mod multiboot;
+pub mod operator;
 pub mod page_table;
 pub mod time;
 pub mod trap;

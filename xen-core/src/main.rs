@@ -20,6 +20,8 @@ mod clock;
 #[cfg(target_os = "none")]
 mod domains;
 #[cfg(target_os = "none")]
+mod operator_channel;
+#[cfg(target_os = "none")]
 mod start;
 
 #[cfg(not(target_os = "none"))]

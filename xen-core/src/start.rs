@@ -154,9 +154,31 @@ pub extern "C" fn kernel_entry(magic: u32, info_address: u32) -> ! {
     drop(frames);
 
     let (apic_id, apic_version) = apic::init();
+    let mut ioapic_pins = [0u32; 8];
     for index in 0..madt.io_apics.len() {
         let pins = apic::mask_ioapic(index);
+        if let Some(slot) = ioapic_pins.get_mut(index) {
+            *slot = pins;
+        }
         info!("ioapic {index}: {pins} pins, all masked");
+    }
+    if arch::serial::channel::init() {
+        use xen_core::acpi::{Polarity, Trigger};
+        let (gsi, polarity, trigger) = madt.gsi_for_isa_irq(arch::serial::channel::ISA_IRQ);
+        let home = madt.io_apics.iter().enumerate().find(|(index, ioapic)| {
+            gsi >= ioapic.gsi_base && gsi - ioapic.gsi_base < ioapic_pins.get(*index).copied().unwrap_or(0)
+        });
+        match home {
+            Some((index, ioapic)) => {
+                let pin = gsi - ioapic.gsi_base;
+                apic::route_ioapic_pin(index, pin, apic::CHANNEL_VECTOR, trigger == Trigger::Level, polarity == Polarity::ActiveLow);
+                crate::operator_channel::set_present();
+                info!("operator channel: COM2 on GSI {gsi} (IOAPIC {index} pin {pin}), for the control domain");
+            }
+            None => warn!("operator channel: COM2's GSI {gsi} is on no IOAPIC; no channel"),
+        }
+    } else {
+        info!("operator channel: no COM2 (a second -serial gives one)");
     }
     let calibration = apic::calibrate(CALIBRATION_PIT_TICKS)
         .unwrap_or_else(|| panic!("time: the PIT never counted down: cannot calibrate the clocks"));
@@ -362,6 +384,7 @@ pub fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         vector if vector == u64::from(apic::TIMER_VECTOR) => apic::on_timer_interrupt(),
         vector if vector == u64::from(apic::SPURIOUS_VECTOR) => {}
+        vector if vector == u64::from(apic::CHANNEL_VECTOR) => crate::operator_channel::on_interrupt(),
         0..=31 => fatal_trap(frame),
         vector => {
             warn!("interrupt: unexpected vector {vector:#x}");

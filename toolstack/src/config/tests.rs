@@ -302,3 +302,289 @@ proptest::proptest! {
         let _ = parse_text(&text);
     }
 }
+
+/// The configuration of `MINIMAL` plus `line`.
+fn with(line: &str) -> DomainConfig {
+    parse_text(&format!("{MINIMAL}{line}\n")).unwrap()
+}
+
+/// The error of `MINIMAL` plus `line` (on line 4).
+fn error_with(line: &str) -> String {
+    error_of(&format!("{MINIMAL}{line}\n"))
+}
+
+fn disk(target: &str, vdev: &str, access: Access) -> DiskSpec {
+    DiskSpec {
+        target: target.to_string(),
+        vdev: vdev.to_string(),
+        access,
+        format: None,
+        cdrom: false,
+        backend: None,
+        backend_type: None,
+    }
+}
+
+#[test]
+fn device_and_action_keys_default_to_none_and_xen_actions() {
+    let config = parse_text(MINIMAL).unwrap();
+    assert!(config.disks.is_empty() && config.vifs.is_empty() && config.pci.is_empty());
+    assert_eq!(
+        (config.on_crash, config.on_poweroff, config.on_reboot),
+        (
+            ExitAction::Destroy,
+            ExitAction::Destroy,
+            ExitAction::Restart
+        )
+    );
+}
+
+#[test]
+fn disk_specs_in_every_form() {
+    let raw = |target: &str, vdev: &str, access| DiskSpec {
+        format: Some("raw".to_string()),
+        ..disk(target, vdev, access)
+    };
+    let cases = [
+        (
+            "/dev/vg/guest,,xvda",
+            disk("/dev/vg/guest", "xvda", Access::ReadWrite),
+        ),
+        (
+            "/dev/vg/guest,raw,xvda,rw",
+            raw("/dev/vg/guest", "xvda", Access::ReadWrite),
+        ),
+        (
+            "format=raw, vdev=xvda, access=rw, target=/dev/vg/guest",
+            raw("/dev/vg/guest", "xvda", Access::ReadWrite),
+        ),
+        (
+            "raw:/dev/vg/guest,xvda,w",
+            raw("/dev/vg/guest", "xvda", Access::ReadWrite),
+        ),
+        (
+            "phy:/dev/sdb1,xvdb,r",
+            raw("/dev/sdb1", "xvdb", Access::ReadOnly),
+        ),
+        (
+            "vdev=xvdc, mode=ro, target=/a,b",
+            disk("/a,b", "xvdc", Access::ReadOnly),
+        ),
+        ("/img, vdev=xvdd", disk("/img", "xvdd", Access::ReadWrite)),
+        ("vdev=xvde,/img", disk("/img", "xvde", Access::ReadWrite)),
+        ("/img,,d0p1,ro", disk("/img", "d0p1", Access::ReadOnly)),
+        ("/img,,sdaa3", disk("/img", "sdaa3", Access::ReadWrite)),
+        (
+            "/root/cd.iso,,hdc,cdrom",
+            DiskSpec {
+                cdrom: true,
+                ..disk("/root/cd.iso", "hdc", Access::ReadOnly)
+            },
+        ),
+        (
+            "raw:/root/cd.iso,hdc:cdrom,ro",
+            DiskSpec {
+                cdrom: true,
+                ..raw("/root/cd.iso", "hdc", Access::ReadOnly)
+            },
+        ),
+        (
+            ",,hdc,devtype=cdrom",
+            DiskSpec {
+                cdrom: true,
+                ..disk("", "hdc", Access::ReadOnly)
+            },
+        ),
+        (
+            "vdev=xvda, backend=driver, backendtype=phy, target=/dev/vda",
+            DiskSpec {
+                backend: Some("driver".to_string()),
+                backend_type: Some("phy".to_string()),
+                ..disk("/dev/vda", "xvda", Access::ReadWrite)
+            },
+        ),
+    ];
+    for (spec, expected) in cases {
+        let config = with(&format!("disk = [ '{spec}' ]"));
+        assert_eq!(config.disks, [expected], "for {spec:?}");
+    }
+    let config = with("disk = [ '/a,,xvda', \"/b,,xvdb,r\",\n  ]");
+    assert_eq!(config.disks.len(), 2);
+    assert_eq!(with("disk = []").disks, []);
+}
+
+#[test]
+fn disk_errors_name_the_item_and_what_was_expected() {
+    let cases = [
+        ("disk = [ '/a' ]", "4:10: disk '/a': no vdev: expected the guest's device name, e.g. 'xvda' or 'vdev=xvda'"),
+        ("disk = [ 'vdev=xvda' ]", "4:10: disk 'vdev=xvda': no target: expected the backing device or file, e.g. '/dev/vg/guest,,xvda'"),
+        ("disk = [ '/a,,vda' ]", "4:10: disk '/a,,vda': invalid vdev 'vda': expected a name like xvda, hda, sdb or d0p1"),
+        ("disk = [ '/a,,xvda1x' ]", "4:10: disk '/a,,xvda1x': invalid vdev 'xvda1x': expected a name like xvda, hda, sdb or d0p1"),
+        ("disk = [ '/a,,xvda,rx' ]", "4:10: disk '/a,,xvda,rx': invalid access 'rx': expected r, ro, w or rw"),
+        ("disk = [ '/a,vmdk,xvda' ]", "4:10: disk '/a,vmdk,xvda': invalid format 'vmdk': expected raw, qcow, qcow2, vhd, qed, empty"),
+        ("disk = [ '/a,,xvda,rw,extra' ]", "4:10: disk '/a,,xvda,rw,extra': too many positional parameters at 'extra': expected at most target, format, vdev, access"),
+        ("disk = [ 'vdev=xvda,vdev=xvdb,target=/a' ]", "4:10: disk 'vdev=xvda,vdev=xvdb,target=/a': disk parameter 'vdev' given twice"),
+        ("disk = [ '/a,vdev=xvda,target=/b' ]", "4:10: disk '/a,vdev=xvda,target=/b': disk parameter 'target' given twice"),
+        ("disk = [ '/a,,xvda,colour=red' ]", "4:10: disk '/a,,xvda,colour=red': unknown disk parameter 'colour': expected target, format, vdev, access, devtype, backend or backendtype"),
+        ("disk = [ '/a,,xvda,devtype=floppy' ]", "4:10: disk '/a,,xvda,devtype=floppy': invalid devtype 'floppy': expected disk or cdrom"),
+        ("disk = [ '/a,,xvda,backendtype=nbd' ]", "4:10: disk '/a,,xvda,backendtype=nbd': invalid backendtype 'nbd': expected phy, qdisk, tap, standalone"),
+        ("disk = [ '/a,,xvda,backend=' ]", "4:10: disk '/a,,xvda,backend=': empty backend: expected a domain name or id"),
+        ("disk = [ '/a,,xvda', '/b,,xvda' ]", "4:22: disk '/b,,xvda': vdev xvda is already given at line 4, column 10"),
+        ("disk = '/a,,xvda'", "4:8: expected a list of quoted strings for 'disk' (like disk = [ '...' ]), found a string"),
+        ("disk = [ 3 ]", "4:10: expected a quoted string in 'disk', found an integer"),
+        ("disk = []\ndisk = []", "5:1: duplicate key 'disk' (first set at line 4)"),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(error_with(line), expected, "for {line:?}");
+    }
+}
+
+#[test]
+fn vif_specs() {
+    let config = with("vif = [ 'mac=00:16:3e:01:02:0A, bridge=xenbr0, backend=driver', '' ]");
+    assert_eq!(
+        config.vifs,
+        [
+            VifSpec {
+                mac: Some([0x00, 0x16, 0x3e, 0x01, 0x02, 0x0a]),
+                bridge: Some("xenbr0".to_string()),
+                backend: Some("driver".to_string()),
+            },
+            VifSpec::default(),
+        ]
+    );
+    assert_eq!(
+        with("vif = [ 'backend=2' ]").vifs[0].backend.as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn vif_errors() {
+    let cases = [
+        ("vif = [ 'mac=00:16:3e:01:02' ]", "4:9: vif 'mac=00:16:3e:01:02': invalid mac '00:16:3e:01:02': expected six hex bytes like 00:16:3e:12:34:56"),
+        ("vif = [ 'mac=00:16:3e:01:02:03:04' ]", "4:9: vif 'mac=00:16:3e:01:02:03:04': invalid mac '00:16:3e:01:02:03:04': expected six hex bytes like 00:16:3e:12:34:56"),
+        ("vif = [ 'mac=00:16:3g:01:02:03' ]", "4:9: vif 'mac=00:16:3g:01:02:03': invalid mac '00:16:3g:01:02:03': expected six hex bytes like 00:16:3e:12:34:56"),
+        ("vif = [ 'mac=01:16:3e:01:02:03' ]", "4:9: vif 'mac=01:16:3e:01:02:03': invalid mac '01:16:3e:01:02:03': a multicast address (first byte odd); expected a unicast one"),
+        ("vif = [ 'bridge' ]", "4:9: vif 'bridge': 'bridge' is not KEY=VALUE: expected mac=, bridge= or backend="),
+        ("vif = [ 'model=e1000' ]", "4:9: vif 'model=e1000': unknown vif parameter 'model': expected mac, bridge or backend"),
+        ("vif = [ 'bridge=a,bridge=b' ]", "4:9: vif 'bridge=a,bridge=b': vif parameter 'bridge' given twice"),
+        ("vif = [ 'backend=' ]", "4:9: vif 'backend=': empty backend: expected a name"),
+        ("vif = [ 'mac=00:16:3e:00:00:01', 'mac=00:16:3E:00:00:01' ]", "4:34: vif 'mac=00:16:3E:00:00:01': mac 00:16:3e:00:00:01 is already given at line 4, column 9"),
+        ("vif = 1", "4:7: expected a list of quoted strings for 'vif' (like vif = [ '...' ]), found an integer"),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(error_with(line), expected, "for {line:?}");
+    }
+}
+
+#[test]
+fn pci_addresses() {
+    let config = with("pci = [ '00:03.0', '0001:0a:1f.7' ]");
+    assert_eq!(
+        config.pci,
+        [
+            PciAddress {
+                segment: 0,
+                bus: 0,
+                device: 3,
+                function: 0
+            },
+            PciAddress {
+                segment: 1,
+                bus: 0x0a,
+                device: 0x1f,
+                function: 7
+            },
+        ]
+    );
+    assert_eq!(config.pci[0].to_string(), "0000:00:03.0");
+}
+
+#[test]
+fn pci_errors() {
+    let expected = "expected [DDDD:]BB:DD.F in hex, e.g. '00:03.0'";
+    let cases = [
+        ("00:03", "no '.' before the function"),
+        ("03.0", "wrong number of ':'"),
+        ("0:0:0:03.0", "wrong number of ':'"),
+        ("00:20.0", "device 0x20 is over 0x1f"),
+        ("00:03.8", "function 8 is over 7"),
+        ("00:03.", "bad function ''"),
+        ("000:03.0", "bad bus '000'"),
+        ("0g:03.0", "bad bus '0g'"),
+        ("10000:00:03.0", "bad segment '10000'"),
+        ("00:+3.0", "bad device '+3'"),
+        (
+            "00:03.0,permissive=1",
+            "options and virtual slots are not supported",
+        ),
+        ("00:03.0@5", "options and virtual slots are not supported"),
+    ];
+    for (address, why) in cases {
+        assert_eq!(
+            error_with(&format!("pci = [ '{address}' ]")),
+            format!("4:9: pci '{address}': invalid PCI address '{address}': {why}; {expected}"),
+            "for {address:?}"
+        );
+    }
+    assert_eq!(
+        error_with("pci = [ '00:03.0', '0000:00:03.0' ]"),
+        "4:20: pci '0000:00:03.0': device 0000:00:03.0 is already given at line 4, column 9"
+    );
+}
+
+#[test]
+fn exit_actions() {
+    let config = with("on_crash = 'restart'\non_poweroff = \"preserve\"\non_reboot = 'destroy'");
+    assert_eq!(
+        (config.on_crash, config.on_poweroff, config.on_reboot),
+        (
+            ExitAction::Restart,
+            ExitAction::Preserve,
+            ExitAction::Destroy
+        )
+    );
+    assert_eq!(
+        error_with("on_crash = 'coredump-restart'"),
+        "4:12: on_crash: unsupported action \"coredump-restart\": expected \"destroy\", \"restart\" or \"preserve\""
+    );
+    assert_eq!(
+        error_with("on_poweroff = 1"),
+        "4:15: expected a quoted string for 'on_poweroff', found an integer"
+    );
+    assert_eq!(
+        error_with("on_reboot = 'restart'\non_reboot = 'restart'"),
+        "5:1: duplicate key 'on_reboot' (first set at line 4)"
+    );
+}
+
+#[test]
+fn display_of_devices_parses_back() {
+    let config = with(
+        "disk = [ 'raw:/dev/vg/a b,xvda,w', '/iso,,hdc,cdrom', 'vdev=xvdb, backend=driver, target=/x,y' ]\n\
+         vif = [ 'mac=00:16:3e:00:00:01,bridge=br0', '' ]\npci = [ '00:03.0' ]\non_crash = 'preserve'",
+    );
+    let printed = config.to_string();
+    assert!(
+        printed.contains("disk = [ \"vdev=xvda, access=rw, format=raw, target=/dev/vg/a b\", "),
+        "{printed}"
+    );
+    assert!(printed.contains("pci = [ \"0000:00:03.0\" ]"), "{printed}");
+    assert!(
+        printed.contains(
+            "on_crash = \"preserve\"\non_poweroff = \"destroy\"\non_reboot = \"restart\""
+        ),
+        "{printed}"
+    );
+    assert_eq!(parse_text(&printed).unwrap(), config);
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_device_specs_never_panic(spec in "[ -~]{0,40}") {
+        let _ = devices::parse_disk(&spec);
+        let _ = devices::parse_vif(&spec);
+        let _ = devices::parse_pci(&spec);
+    }
+}

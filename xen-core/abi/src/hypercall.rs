@@ -50,11 +50,29 @@ pub const BARE_SYSCALL_FOR_BENCHMARK: u64 = 0x7fff_ffff;
 pub mod console {
     /// `CONSOLEIO_write`: (cmd, count, buffer) → bytes written.
     pub const WRITE: u64 = 0;
-    /// `CONSOLEIO_read`: not offered (the operator's channel is the
-    /// control domain's).
+    /// `CONSOLEIO_read`: (cmd, count, buffer) → bytes read from the
+    /// operator's channel (the second serial port), as Xen's dom0 reads
+    /// the serial console's input; `VIRQ_CONSOLE` says there are some.
+    /// Policy: `security { readconsole }`.
     pub const READ: u64 = 1;
+    /// Ours (Xen has no such call): (cmd, count, buffer) → bytes written to
+    /// the operator's channel, the control domain's answers. Policy:
+    /// `security { writeconsole }`.
+    pub const CHANNEL_WRITE: u64 = 0x80;
     /// Most bytes one `WRITE` takes; callers loop for more.
     pub const MAX_WRITE_BYTES: u64 = 1024;
+    /// Most bytes one `READ` or `CHANNEL_WRITE` moves; callers loop.
+    pub const MAX_CHANNEL_BYTES: u64 = 4096;
+}
+
+/// `sysctl` sub-operations (Xen's numbers, our own argument registers).
+pub mod sysctl {
+    /// `XEN_SYSCTL_readconsole`: (cmd, buffer, count, from) → bytes of the
+    /// hypervisor's log copied, starting at byte `from` of the log's whole
+    /// history (older bytes are gone: the copy starts at the oldest kept);
+    /// the log's end offset is returned in the buffer's stead when `count`
+    /// is 0. Policy: `security { readconsole }`.
+    pub const READ_CONSOLE: u64 = 1;
 }
 
 /// `xen_version` sub-operations.

@@ -235,8 +235,14 @@ pub mod security {
     pub const SET_ENFORCE: u32 = 1 << 2;
     /// Set a policy boolean (reserved: the language has no booleans yet).
     pub const SET_BOOL: u32 = 1 << 3;
+    /// Read the operator's channel (`CONSOLEIO_read`) and the hypervisor's
+    /// log (`sysctl` readconsole), as Xen's `xen { readconsole }`.
+    pub const READ_CONSOLE: u32 = 1 << 4;
+    /// Write the operator's channel (`CONSOLEIO_channel_write`). Debug
+    /// output (`CONSOLEIO_write`) stays open to every domain.
+    pub const WRITE_CONSOLE: u32 = 1 << 5;
     /// Names by bit position.
-    pub const NAMES: &[&str] = &["compute_av", "load_policy", "setenforce", "setbool"];
+    pub const NAMES: &[&str] = &["compute_av", "load_policy", "setenforce", "setbool", "readconsole", "writeconsole"];
 }
 
 impl Class {

@@ -68,6 +68,28 @@ pub fn arm_one_shot(ticks: u32) {
     lapic_write(register::TIMER_INITIAL, ticks);
 }
 
+/// Vector of the operator channel's UART (COM2).
+pub const CHANNEL_VECTOR: u8 = 0x41;
+
+/// Routes IOAPIC pin `pin` to `vector` on the boot CPU (physical
+/// destination 0, fixed delivery), edge or level triggered, active high or
+/// low, unmasked.
+pub fn route_ioapic_pin(index: usize, pin: u32, vector: u8, level: bool, active_low: bool) {
+    let base = ioapic_virtual(index);
+    let select = base as *mut u32;
+    let window = (base + 0x10) as *mut u32;
+    let low = u32::from(vector) | (u32::from(active_low) << 13) | (u32::from(level) << 15);
+    // SAFETY: the IOAPIC page is mapped uncached at `base`; IOREGSEL and
+    // IOWIN are its architectural registers; one CPU, no races. The high
+    // word (destination APIC id 0) is written before the low word unmasks.
+    unsafe {
+        select.write_volatile(0x10 + 2 * pin + 1);
+        window.write_volatile(0);
+        select.write_volatile(0x10 + 2 * pin);
+        window.write_volatile(low);
+    }
+}
+
 /// Masks every pin of the IOAPIC mapped at `ioapic_virtual(index)`;
 /// returns how many pins it has.
 pub fn mask_ioapic(index: usize) -> u32 {

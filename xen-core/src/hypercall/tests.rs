@@ -71,10 +71,29 @@ fn console_write_refuses_hostile_buffers_and_lengths() {
         assert_eq!(action, Action::Return(-expected), "count {count} buffer {buffer:#x}");
         assert!(lines.is_empty());
     }
-    for command in [console::READ, 77] {
-        let (action, _) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, command, 1, BUFFER, 0, 0]);
-        assert_eq!(action, Action::Return(-errno::ENOSYS));
+    let (action, _) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, 77, 1, BUFFER, 0, 0]);
+    assert_eq!(action, Action::Return(-errno::ENOSYS));
+}
+
+#[test]
+fn operator_channel_and_log_requests_are_bounded_then_passed_on() {
+    let (mut domain, machine) = setup();
+    let max = console::MAX_CHANNEL_BYTES;
+    let (action, _) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, console::READ, max, BUFFER, 0, 0]);
+    assert_eq!(action, Action::Operator(OperatorRequest::Read { buffer: BUFFER, count: max }));
+    let (action, _) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, console::CHANNEL_WRITE, 5, BUFFER, 0, 0]);
+    assert_eq!(action, Action::Operator(OperatorRequest::Write { buffer: BUFFER, count: 5 }));
+    for command in [console::READ, console::CHANNEL_WRITE] {
+        let (action, _) = call(&mut domain, &machine, false, [hypercall::CONSOLE_IO, command, max + 1, BUFFER, 0, 0]);
+        assert_eq!(action, Action::Return(-errno::EINVAL));
     }
+    let read_log = |count, from| [hypercall::SYSCTL, sysctl::READ_CONSOLE, BUFFER, count, from, 0];
+    let (action, _) = call(&mut domain, &machine, false, read_log(64, 7));
+    assert_eq!(action, Action::Operator(OperatorRequest::ReadLog { buffer: BUFFER, count: 64, from: 7 }));
+    for count in [0, 7, max + 9, u64::MAX] {
+        assert_eq!(call(&mut domain, &machine, false, read_log(count, 0)).0, Action::Return(-errno::EINVAL), "{count}");
+    }
+    assert_eq!(call(&mut domain, &machine, false, [hypercall::SYSCTL, 99, 0, 0, 0, 0]).0, Action::Return(-errno::ENOSYS));
 }
 
 #[test]

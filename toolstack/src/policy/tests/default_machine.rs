@@ -126,9 +126,10 @@ fn control_starts_and_stops_domains_but_cannot_read_them() {
     for target in ["driver_t", "banking_t", "untrusted_t"] {
         let allowed = loaded.allowed("control_t", target, Class::Domain);
         assert_eq!(allowed & lifecycle, lifecycle, "{target}");
+        // Only the rings the builder reserved for it (console, store).
         assert_eq!(
             loaded.allowed("control_t", target, Class::Grant),
-            0,
+            grant::MAP_RESERVED | grant::UNMAP,
             "{target}"
         );
         assert_eq!(
@@ -149,7 +150,7 @@ fn control_starts_and_stops_domains_but_cannot_read_them() {
     );
     assert_eq!(
         loaded.allowed("control_t", "security_t", Class::Security),
-        security::COMPUTE_AV | security::LOAD_POLICY | security::SET_ENFORCE
+        security::COMPUTE_AV | security::LOAD_POLICY | security::SET_ENFORCE | security::READ_CONSOLE | security::WRITE_CONSOLE
     );
 }
 
