@@ -268,3 +268,4 @@ fn read_all(mut pipe: impl Read) -> String {
 
 pub mod elf;
 pub mod machine;
+pub mod running;

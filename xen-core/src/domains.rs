@@ -66,6 +66,9 @@ struct Hypervisor {
     /// The access-vector cache: recent (subject, target, class) decisions,
     /// direct-mapped; emptied whenever the policy changes.
     avc: [Option<AvcEntry>; AVC_ENTRIES],
+    /// Domains that finished tearing down, for the control domain
+    /// (`sysctl` exits): id and reason; the oldest go when it is full.
+    exits: heapless::Deque<(DomId, u32), 64>,
 }
 
 /// Entries of the access-vector cache.
@@ -328,6 +331,7 @@ impl Hypervisor {
             domain.console.flush(&mut |line| LOGGER.write_line(line));
         }
         let name = domain.name.clone();
+        let reason = domain.shutdown.map_or(xen_abi::hypercall::sysctl::exit_record::DESTROYED, |reason| reason as u32);
         self.adopt_orphan(&mut domain);
         let teardown = {
             let mut frames = FRAMES.lock();
@@ -338,7 +342,12 @@ impl Hypervisor {
             "{id} ({name}): torn down: {} RAM frames and {} page-table frames scrubbed and freed",
             teardown.ram_frames, teardown.table_frames
         );
-        // Tell the control domain (VIRQ_DOM_EXC), as Xen does.
+        // Tell the control domain (VIRQ_DOM_EXC), as Xen does, and keep
+        // why it stopped for it to read.
+        if self.exits.is_full() {
+            let _ = self.exits.pop_front();
+        }
+        let _ = self.exits.push_back((id, reason));
         if let Some(control) = self.control_domain() {
             self.raise_virq(control, xen_abi::timer::VIRQ_DOM_EXC);
         }
@@ -505,6 +514,7 @@ pub fn start(
         security: None,
         policy_disabled,
         avc: [None; AVC_ENTRIES],
+        exits: heapless::Deque::new(),
     });
     let Some(bytes) = bundle_bytes else {
         info!("domains: no boot bundle (no multiboot module): nothing to build");
@@ -803,7 +813,8 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
 fn operator_op(hypervisor: &mut Hypervisor, caller: DomId, request: OperatorRequest) -> i64 {
     let permission = match request {
         OperatorRequest::Write { .. } => security_permission::WRITE_CONSOLE,
-        OperatorRequest::Read { .. } | OperatorRequest::ReadLog { .. } => security_permission::READ_CONSOLE,
+        OperatorRequest::Read { .. } | OperatorRequest::ReadLog { .. } | OperatorRequest::Exits { .. } => security_permission::READ_CONSOLE,
+        OperatorRequest::PhysInfo { .. } => security_permission::PHYSINFO,
     };
     let allowed = if hypervisor.policy_disabled {
         hypervisor.control_domain() == Some(caller)
@@ -815,6 +826,32 @@ fn operator_op(hypervisor: &mut Hypervisor, caller: DomId, request: OperatorRequ
         return -errno::EPERM;
     }
     let Some(index) = hypervisor.index_of(caller) else { return -errno::ESRCH };
+    let domain_count = hypervisor.domains.len() as u32;
+    if let OperatorRequest::Exits { buffer, count } = request {
+        // Records leave the queue only once the caller has them.
+        use xen_abi::hypercall::sysctl::exit_record;
+        let mut block = [0u8; xen_abi::hypercall::console::MAX_CHANNEL_BYTES as usize];
+        let room = (count as usize / exit_record::SIZE).min(block.len() / exit_record::SIZE);
+        let mut taken = 0;
+        for (id, reason) in hypervisor.exits.iter().take(room) {
+            let record = &mut block[taken * exit_record::SIZE..][..exit_record::SIZE];
+            record[exit_record::DOMID..][..2].copy_from_slice(&id.0.to_le_bytes());
+            record[exit_record::REASON..][..4].copy_from_slice(&reason.to_le_bytes());
+            taken += 1;
+        }
+        let written = {
+            let mut frames = FRAMES.lock();
+            let mut machine = DirectMapMachine { frames: &mut frames };
+            hypervisor.lock(index).write_guest(&mut machine, buffer, &block[..taken * exit_record::SIZE])
+        };
+        if written.is_err() {
+            return -errno::EFAULT;
+        }
+        for _ in 0..taken {
+            let _ = hypervisor.exits.pop_front();
+        }
+        return taken as i64;
+    }
     let mut bytes = [0u8; xen_abi::hypercall::console::MAX_CHANNEL_BYTES as usize + 8];
     let mut frames = FRAMES.lock();
     let mut machine = DirectMapMachine { frames: &mut frames };
@@ -841,6 +878,20 @@ fn operator_op(hypervisor: &mut Hypervisor, caller: DomId, request: OperatorRequ
             }
             crate::operator_channel::write(bytes);
             count as i64
+        }
+        OperatorRequest::Exits { .. } => -errno::EINVAL, // handled above
+        OperatorRequest::PhysInfo { buffer } => {
+            use xen_abi::hypercall::sysctl::physinfo;
+            let counts = machine.frames.counts();
+            let block = &mut bytes[..physinfo::SIZE];
+            block[physinfo::TOTAL_PAGES..][..8].copy_from_slice(&counts.managed.to_le_bytes());
+            block[physinfo::FREE_PAGES..][..8].copy_from_slice(&counts.free.to_le_bytes());
+            block[physinfo::DOMAINS..][..4].copy_from_slice(&domain_count.to_le_bytes());
+            block[physinfo::CPUS..][..4].copy_from_slice(&1u32.to_le_bytes());
+            match domain.write_guest(&mut machine, buffer, block) {
+                Ok(()) => 0,
+                Err(_) => -errno::EFAULT,
+            }
         }
         OperatorRequest::ReadLog { buffer, count, from } => {
             let (start, copied) = LOGGER.read(from, &mut bytes[8..count as usize]);

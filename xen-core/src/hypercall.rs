@@ -74,6 +74,18 @@ pub enum OperatorRequest {
         /// The first sequence number wanted.
         from: u64,
     },
+    /// `sysctl` exits: exit records to `buffer` (`count` bytes of room).
+    Exits {
+        /// Where to.
+        buffer: u64,
+        /// Its size in bytes.
+        count: u64,
+    },
+    /// `sysctl` physinfo: the memory figures block to `buffer`.
+    PhysInfo {
+        /// Where to.
+        buffer: u64,
+    },
 }
 
 /// What the dispatcher needs from its surroundings.
@@ -108,6 +120,9 @@ pub fn dispatch(domain: &mut Domain, machine: &impl MachineMemory, frame: &TrapF
         hypercall::SYSCTL => match arguments[0] {
             sysctl::READ_CONSOLE if arguments[2] < 8 || arguments[2] > console::MAX_CHANNEL_BYTES + 8 => error(errno::EINVAL),
             sysctl::READ_CONSOLE => Action::Operator(OperatorRequest::ReadLog { buffer: arguments[1], count: arguments[2], from: arguments[3] }),
+            sysctl::PHYSINFO => Action::Operator(OperatorRequest::PhysInfo { buffer: arguments[1] }),
+            sysctl::EXITS if arguments[2] == 0 || arguments[2] > console::MAX_CHANNEL_BYTES => error(errno::EINVAL),
+            sysctl::EXITS => Action::Operator(OperatorRequest::Exits { buffer: arguments[1], count: arguments[2] }),
             _ => error(errno::ENOSYS),
         },
         hypercall::SCHED_OP => sched_op(domain, machine, arguments),

@@ -30,3 +30,4 @@ pub mod domctl;
 pub mod event_channel;
 pub mod grant_table;
 pub mod policy;
+pub mod pci;

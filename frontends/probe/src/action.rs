@@ -133,6 +133,8 @@ pub enum Action {
     DummyFront,
     /// Probe and flood the store.
     StoreAttack,
+    /// Try the operator's channel, log and figures.
+    OperatorSteal,
 }
 
 /// Every action with its command-line name, expectation and description.
@@ -171,7 +173,7 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::GrantBench, "grant-bench", Expectation::Poweroff, "time count= grant map+unmap and 4 KiB grant copies of a self-granted page"),
     (Action::ReservedRefs, "reserved-refs", Expectation::Poweroff, "print grant refs 0 and 1 (console, store) as the builder filled them"),
     (Action::Script, "script", Expectation::Poweroff, "run steps= (op:args:expect;...) and print one result per step"),
-    (Action::Panic, "panic", Expectation::Crash, "panic!(\"deliberate\")"),
+    (Action::Panic, "panic", Expectation::Crash, "panic!(\"deliberate\") (after after_ms= of sleep, if given)"),
     (Action::Spin, "spin", Expectation::RunsForever, "loop forever"),
     (Action::Counter, "counter", Expectation::Poweroff, "count without yielding, report every interval_ms= (100) of system time, stop after duration_ms= (2000)"),
     (Action::Sleep, "sleep", Expectation::Poweroff, "set_timer_op + block until ms= (50) of system time passed; report how late"),
@@ -188,6 +190,7 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::GrantSelf, "grant-self", Expectation::Poweroff, "grant ref= (8) to itself, map, write, revoke (busy while mapped), copy"),
     (Action::DummyBack, "dummy-back", Expectation::Poweroff, "serve the dummy device of front= (id= 0) over the store handshake for rounds= (2), restarting between rounds"),
     (Action::DummyFront, "dummy-front", Expectation::Poweroff, "connect the dummy device id= (0) through the store, ping, follow the backend's restarts, close after rounds= (2)"),
+    (Action::OperatorSteal, "operator-steal", Expectation::Poweroff, "read and write the operator's channel, read the log, physinfo and exit records (all refused)"),
     (Action::StoreAttack, "store-attack", Expectation::Poweroff, "try victim='s and backend='s store nodes (all refused), then flood the store: watches, nodes, flood= (2000) requests"),
 ];
 

@@ -190,7 +190,13 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         Action::GrantBench => bench::grant_bench(info),
         Action::Script => script::run(info),
         Action::ReservedRefs => grant_self::reserved_refs(info),
-        Action::Panic => panic!("deliberate"),
+        Action::Panic => {
+            if let Some(ms) = find(info.command_line(), "after_ms").and_then(|text| text.parse::<u64>().ok()) {
+                let _ = time::sleep_ns(ms.saturating_mul(1_000_000));
+            }
+            panic!("deliberate")
+        }
+        Action::OperatorSteal => operator_steal(),
         Action::Spin => loop {
             core::hint::spin_loop();
         },
@@ -234,6 +240,35 @@ const COUNTER_BATCH: u32 = 1024;
 /// Counts as fast as it can without ever yielding (so only preemption
 /// shares the CPU), reporting the count every `interval_ms=` of system time
 /// and stopping after `duration_ms=`.
+/// Tries the operator's channel and the hypervisor's log and figures, which
+/// are the control domain's: each must be refused.
+fn operator_steal() -> ShutdownReason {
+    use guest_runtime::operator;
+    let mut buffer = [0u8; 64];
+    let attempts: [(&str, bool); 5] = [
+        ("read the operator's channel", operator::channel_read(&mut buffer).is_err()),
+        ("write the operator's channel", operator::channel_write(b"forged").is_err()),
+        ("read the hypervisor's log", operator::read_log(0, &mut buffer).is_err()),
+        ("read the machine's figures", operator::physinfo().is_err()),
+        ("take the exit records", operator::exits().is_err()),
+    ];
+    let mut refused = 0;
+    for (what, was_refused) in attempts {
+        if was_refused {
+            refused += 1;
+            info!("operator-steal: {what}: refused");
+        } else {
+            error!("UNEXPECTED: operator-steal: {what}: allowed");
+        }
+    }
+    info!("operator-steal: {refused} of {} refused", attempts.len());
+    if refused == attempts.len() {
+        ShutdownReason::Poweroff
+    } else {
+        ShutdownReason::Crash
+    }
+}
+
 fn counter(info: &StartInfo) -> ShutdownReason {
     let (Some(interval_ms), Some(duration_ms)) =
         (argument(info, "interval_ms", 100, 1, 3_600_000), argument(info, "duration_ms", 2000, 1, 86_400_000))

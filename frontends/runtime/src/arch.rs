@@ -91,7 +91,6 @@ pub(crate) fn hypercall3(number: u64, a0: u64, a1: u64, a2: u64) -> i64 {
 }
 
 /// A hypercall with four arguments.
-#[allow(dead_code)] // reason: part of the stub set (the event and grant wrappers use `hypercall_buffer`).
 pub(crate) fn hypercall4(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     hypercall5(number, a0, a1, a2, a3, 0)
 }
@@ -105,6 +104,19 @@ pub(crate) fn hypercall4(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64
 /// atomics, which another agent may write.
 pub(crate) fn hypercall_buffer(number: u64, a0: u64, buffer: &mut [u8], a2: u64) -> i64 {
     hypercall3(number, a0, buffer.as_mut_ptr() as u64, a2)
+}
+
+/// A hypercall `(number, a0, count, buffer)` or `(number, a0, buffer, count, a3)`
+/// after which the hypervisor has written at most `buffer.len()` bytes of
+/// `buffer` (console reads, log reads, physinfo): `buffer_first` picks the
+/// argument order.
+pub(crate) fn hypercall_fill(number: u64, a0: u64, buffer: &mut [u8], buffer_first: bool, a3: u64) -> i64 {
+    let (address, length) = (buffer.as_mut_ptr() as u64, buffer.len() as u64);
+    if buffer_first {
+        hypercall4(number, a0, address, length, a3)
+    } else {
+        hypercall4(number, a0, length, address, a3)
+    }
 }
 
 /// `domctl` with the argument block `block`, which the hypervisor reads and

@@ -244,3 +244,8 @@ pub(crate) fn read_start_info(_address: u64) -> Option<[u8; START_INFO_SIZE]> {
 pub(crate) fn init_heap(_start: u64, _end: u64) -> bool {
     false
 }
+
+/// The host has no hypervisor to fill buffers: every such call is `ENOSYS`.
+pub(crate) fn hypercall_fill(_number: u64, _a0: u64, _buffer: &mut [u8], _buffer_first: bool, _a3: u64) -> i64 {
+    -xen_abi::errno::ENOSYS
+}

@@ -33,6 +33,7 @@ pub mod grant;
 pub mod heap;
 pub mod hypercall;
 pub mod logger;
+pub mod operator;
 pub mod page;
 mod start;
 pub mod store;

@@ -15,7 +15,9 @@
 
 extern crate alloc;
 
+mod commands;
 mod devices;
+mod operator;
 mod service;
 
 use alloc::vec::Vec;
@@ -25,10 +27,14 @@ use guest_runtime::domctl;
 use guest_runtime::event::{self, EventLoop};
 use guest_runtime::{ShutdownReason, StartInfo};
 use log::{error, info, warn};
-use xen_abi::timer::VIRQ_DOM_EXC;
+use xen_abi::timer::{VIRQ_CONSOLE, VIRQ_DOM_EXC};
 
 use crate::devices::Device;
+use crate::operator::Operator;
 use crate::service::Service;
+
+/// How often a console stream is fed while open.
+const CONSOLE_POLL_NS: u64 = 100_000_000;
 
 guest_runtime::entry!(domain_main);
 
@@ -72,21 +78,50 @@ fn domain_main(info: &StartInfo) -> ShutdownReason {
         }
     }
     info!("store: serving {} domains; {} devices", service.domains().count(), devices.len());
+    // The operator's channel, if the policy gives it to us.
+    let console = match event::bind_virq(VIRQ_CONSOLE) {
+        Ok(port) => {
+            info!("operator: channel ready (VIRQ_CONSOLE on port {})", port.0);
+            Some(port)
+        }
+        Err(errno) => {
+            warn!("operator: no channel: VIRQ_CONSOLE: {errno:?}");
+            None
+        }
+    };
+    let mut operator = Operator::new();
+    if console.is_some() {
+        // Bytes may have come before we bound the VIRQ.
+        operator.on_input(&mut service);
+    }
     loop {
         for domid in service.run() {
             withdraw_devices(&mut service, &devices, domid);
         }
         let mut interest = service.ports();
         interest.insert(exits);
-        let fired = match events.wait_for(&interest) {
+        if let Some(port) = console {
+            interest.insert(port);
+        }
+        let waited = if operator.streaming() {
+            events.wait_until(&interest, guest_runtime::time::system_time_ns().saturating_add(CONSOLE_POLL_NS))
+        } else {
+            events.wait_for(&interest)
+        };
+        let fired = match waited {
             Ok(fired) => fired,
             Err(errno) => {
                 error!("waiting for events: {errno:?}");
                 return ShutdownReason::Crash;
             }
         };
+        if console.is_some_and(|port| fired.contains(port)) {
+            operator.on_input(&mut service);
+        }
+        operator.poll();
         if fired.contains(exits) {
             reap(&mut service, &devices);
+            operator.apply_exit_actions(&mut service);
             if until_alone && service.domains().next().is_none() {
                 info!("store: every other domain is gone; powering off");
                 return ShutdownReason::Poweroff;

@@ -73,6 +73,42 @@ pub mod sysctl {
     /// the log's end offset is returned in the buffer's stead when `count`
     /// is 0. Policy: `security { readconsole }`.
     pub const READ_CONSOLE: u64 = 1;
+    /// `XEN_SYSCTL_physinfo`: (cmd, buffer) → 0; the buffer gets
+    /// [`physinfo`]'s block. Policy: `security { physinfo }`.
+    pub const PHYSINFO: u64 = 3;
+
+    /// Ours: (cmd, buffer, count) → records of domains that finished
+    /// tearing down since the last call, oldest first, each
+    /// [`exit_record::SIZE`] bytes, taken as read; how many. This is how the
+    /// control domain applies `on_crash`/`on_poweroff` after `VIRQ_DOM_EXC`
+    /// (the domain itself is gone by then). Policy: `security { readconsole }`.
+    pub const EXITS: u64 = 0x80;
+
+    /// One exit record.
+    pub mod exit_record {
+        /// Its size.
+        pub const SIZE: usize = 8;
+        /// `domid` u16.
+        pub const DOMID: usize = 0;
+        /// `reason` u32: a `SHUTDOWN_*` reason, or [`DESTROYED`].
+        pub const REASON: usize = 4;
+        /// Destroyed by `domctl` without shutting down.
+        pub const DESTROYED: u32 = 0xffff;
+    }
+
+    /// The physinfo block (ours; Xen's is larger).
+    pub mod physinfo {
+        /// Its size.
+        pub const SIZE: usize = 32;
+        /// `total_pages` u64: frames of RAM the hypervisor manages.
+        pub const TOTAL_PAGES: usize = 0;
+        /// `free_pages` u64: frames free now.
+        pub const FREE_PAGES: usize = 8;
+        /// `domains` u32: domains that exist (dying ones included).
+        pub const DOMAINS: usize = 16;
+        /// `cpus` u32.
+        pub const CPUS: usize = 20;
+    }
 }
 
 /// `xen_version` sub-operations.

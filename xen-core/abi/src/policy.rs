@@ -241,8 +241,11 @@ pub mod security {
     /// Write the operator's channel (`CONSOLEIO_channel_write`). Debug
     /// output (`CONSOLEIO_write`) stays open to every domain.
     pub const WRITE_CONSOLE: u32 = 1 << 5;
+    /// Read the machine's memory figures (`sysctl` physinfo), as Xen's
+    /// `xen { physinfo }`.
+    pub const PHYSINFO: u32 = 1 << 6;
     /// Names by bit position.
-    pub const NAMES: &[&str] = &["compute_av", "load_policy", "setenforce", "setbool", "readconsole", "writeconsole"];
+    pub const NAMES: &[&str] = &["compute_av", "load_policy", "setenforce", "setbool", "readconsole", "writeconsole", "physinfo"];
 }
 
 impl Class {

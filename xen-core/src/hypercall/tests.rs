@@ -93,6 +93,8 @@ fn operator_channel_and_log_requests_are_bounded_then_passed_on() {
     for count in [0, 7, max + 9, u64::MAX] {
         assert_eq!(call(&mut domain, &machine, false, read_log(count, 0)).0, Action::Return(-errno::EINVAL), "{count}");
     }
+    let (action, _) = call(&mut domain, &machine, false, [hypercall::SYSCTL, sysctl::PHYSINFO, BUFFER, 0, 0, 0]);
+    assert_eq!(action, Action::Operator(OperatorRequest::PhysInfo { buffer: BUFFER }));
     assert_eq!(call(&mut domain, &machine, false, [hypercall::SYSCTL, 99, 0, 0, 0, 0]).0, Action::Return(-errno::ENOSYS));
 }
 

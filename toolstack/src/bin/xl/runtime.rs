@@ -231,6 +231,9 @@ fn create(channel: &Channel, path: &Path) -> Result<(), String> {
     if kernel.len() as u64 > xen_abi::bundle::MAX_KERNEL_BYTES {
         return Err(too_big());
     }
+    // Only what the loader reads crosses the channel (no debug information);
+    // what does not parse here goes as it is, for the hypervisor's loader to judge.
+    let kernel = toolstack::elf::loadable_image(&kernel).unwrap_or_else(|_| kernel.clone());
     let spec = CreateSpec {
         name: config.name.clone(),
         memory_mib: config.memory_mib,

@@ -150,7 +150,7 @@ fn control_starts_and_stops_domains_but_cannot_read_them() {
     );
     assert_eq!(
         loaded.allowed("control_t", "security_t", Class::Security),
-        security::COMPUTE_AV | security::LOAD_POLICY | security::SET_ENFORCE | security::READ_CONSOLE | security::WRITE_CONSOLE
+        security::COMPUTE_AV | security::LOAD_POLICY | security::SET_ENFORCE | security::READ_CONSOLE | security::WRITE_CONSOLE | security::PHYSINFO
     );
 }
 
