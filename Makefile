@@ -12,7 +12,8 @@ ARGS ?=
 all: images
 
 help:
-	@echo "make run    boot the default machine (toolstack/machines/default) in QEMU (Ctrl-A X quits; ARGS='loglvl=debug' adds boot options)"
+	@echo "make run    boot the default machine (toolstack/machines/default) in QEMU with xl boot (Ctrl-A X quits; ARGS='loglvl=debug' adds boot options);"
+	@echo "           drive it from another terminal with target/debug/xl (xl list, xl create CFG, xl destroy NAME, ...)"
 	@echo "make test   run every test: host unit tests, ring tests, and QEMU boot tests"
 	@echo "make bench  run the benchmarks and print their tables"
 	@echo "make lint   clippy over the workspace and the bare-metal image"
@@ -37,7 +38,8 @@ images: deps
 	$(CARGO) build --release -p xen-core -p hello-domain -p probe-domain -p control-agent --target x86_64-unknown-none --target-dir target/images
 
 run: images
-	@$(CARGO) run --quiet --release -p xen-tests --bin run-machine -- $(ARGS)
+	@$(CARGO) build --quiet -p toolstack --bin xl
+	@target/debug/xl boot --append "$(ARGS)"
 
 test: images lint
 	@echo "test: host unit tests, ring tests and QEMU boot tests (each QEMU test boots a machine under TCG)"
