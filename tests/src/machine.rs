@@ -25,6 +25,8 @@ pub struct DomainConfig {
     pub control: bool,
     /// Its scheduler weight (`cpu_weight`), if not the default.
     pub weight: Option<u32>,
+    /// PCI functions given to it (`pci = [...]`; makes it a driver domain).
+    pub pci: Vec<String>,
 }
 
 impl DomainConfig {
@@ -38,6 +40,7 @@ impl DomainConfig {
             extra: extra.into(),
             control: false,
             weight: None,
+            pci: Vec::new(),
         }
     }
 
@@ -62,6 +65,12 @@ impl DomainConfig {
     /// The same with this label (`system_u:system_r:` is added).
     pub fn label(mut self, type_name: &str) -> DomainConfig {
         self.seclabel = format!("system_u:system_r:{type_name}");
+        self
+    }
+
+    /// The same as a driver domain given these PCI functions (`00:03.0`).
+    pub fn pci(mut self, functions: &[&str]) -> DomainConfig {
+        self.pci = functions.iter().map(|function| (*function).to_string()).collect();
         self
     }
 
@@ -99,6 +108,10 @@ impl DomainConfig {
         if let Some(weight) = self.weight {
             text.push_str(&format!("cpu_weight = {weight}\n"));
         }
+        if !self.pci.is_empty() {
+            let list: Vec<String> = self.pci.iter().map(|function| format!("'{function}'")).collect();
+            text.push_str(&format!("driver_domain = 1\npci = [ {} ]\n", list.join(", ")));
+        }
         text
     }
 }
@@ -115,6 +128,8 @@ pub struct Machine {
     pub domains: Vec<DomainConfig>,
     /// The policy source (`None`: no policy at all).
     pub policy: Option<String>,
+    /// Extra QEMU arguments (devices, drives).
+    pub qemu: Vec<String>,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -122,13 +137,26 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 impl Machine {
     /// A machine with this hypervisor command line and no domains.
     pub fn new(command_line: &str) -> Machine {
-        Machine { command_line: command_line.into(), domains: Vec::new(), policy: Some(TEST_POLICY.into()) }
+        Machine { command_line: command_line.into(), domains: Vec::new(), policy: Some(TEST_POLICY.into()), qemu: Vec::new() }
     }
 
     /// Boots with this policy source instead (`None`: no policy).
     pub fn policy(mut self, policy: Option<&str>) -> Machine {
         self.policy = policy.map(String::from);
         self
+    }
+
+    /// Adds QEMU arguments.
+    pub fn qemu(mut self, arguments: &[&str]) -> Machine {
+        self.qemu.extend(arguments.iter().map(|argument| (*argument).to_string()));
+        self
+    }
+
+    /// A raw disk image of `bytes` zero bytes at `path`, as a virtio-blk
+    /// function (modern only) at 00:03.0.
+    pub fn virtio_disk(self, path: &std::path::Path) -> Machine {
+        let drive = format!("file={},if=none,id=disk0,format=raw", path.display());
+        self.qemu(&["-drive", &drive, "-device", "virtio-blk-pci,drive=disk0,addr=03.0,disable-legacy=on"])
     }
 
     /// Adds a domain.
@@ -164,13 +192,15 @@ impl Machine {
     /// Builds the bundle and boots the machine, waiting at most `deadline`.
     pub fn boot(&self, deadline: Duration) -> Boot {
         let bundle = self.bundle();
-        self.boot_bundle(&bundle, deadline)
+        let extra: Vec<&str> = self.qemu.iter().map(String::as_str).collect();
+        crate::boot_image_with(build_images(), &self.command_line, Some(&bundle), deadline, &extra)
     }
 
     /// Boots and stops as soon as `done(log so far)` holds.
     pub fn boot_until(&self, deadline: Duration, done: &dyn Fn(&str) -> bool) -> Boot {
         let bundle = self.bundle();
-        crate::boot_image_until(build_images(), &self.command_line, Some(&bundle), deadline, &[], done)
+        let extra: Vec<&str> = self.qemu.iter().map(String::as_str).collect();
+        crate::boot_image_until(build_images(), &self.command_line, Some(&bundle), deadline, &extra, done)
     }
 
     /// Boots the hypervisor with a given bundle file (a test may damage it).

@@ -37,10 +37,15 @@ pub struct Running {
 impl Running {
     /// Builds `machine`'s bundle and starts it with an operator channel.
     pub fn start(machine: &Machine) -> Running {
+        Running::start_with(machine, &[])
+    }
+
+    /// [`Running::start`] with extra QEMU arguments (e.g. `-icount`).
+    pub fn start_with(machine: &Machine, extra: &[&str]) -> Running {
         let bundle = machine.bundle();
         let socket = bundle.with_file_name("control.sock");
         let _ = std::fs::remove_file(&socket);
-        let mut command = qemu_command_with(build_images(), &machine.command_line, Some(&bundle), Console::Captured, &[]);
+        let mut command = qemu_command_with(build_images(), &machine.command_line, Some(&bundle), Console::Captured, extra);
         command
             .arg("-chardev")
             .arg(format!("socket,id=control,path={},server=on,wait=off", socket.display()))

@@ -40,6 +40,8 @@ pub struct BuiltDomain {
     pub kernel_sha256: [u8; 32],
     /// The record's [`domain_flags`].
     pub flags: u32,
+    /// The PCI functions assigned to it.
+    pub pci: Vec<crate::config::devices::PciAddress>,
 }
 
 /// A bundle and what went into it.
@@ -108,6 +110,11 @@ pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
         );
         put(record_bytes, record::FLAGS, &flags.to_le_bytes());
         put(record_bytes, record::KERNEL_SHA256, &kernel_sha256);
+        put(record_bytes, record::PCI_COUNT, &(config.pci.len() as u32).to_le_bytes());
+        for (slot, address) in config.pci.iter().enumerate() {
+            let function = u32::from(address.bus) << 8 | u32::from(address.device) << 3 | u32::from(address.function);
+            put(record_bytes, record::PCI + 4 * slot, &function.to_le_bytes());
+        }
         put(
             record_bytes,
             record::WEIGHT,
@@ -121,6 +128,7 @@ pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
             kernel_bytes: kernel.len() as u64,
             kernel_sha256,
             flags,
+            pci: config.pci.clone(),
         });
     }
     for (index, command_line) in command_lines.iter().enumerate() {
@@ -212,6 +220,22 @@ fn check_record(config: &DomainConfig, earlier: &[BuiltDomain]) -> Result<(), St
             return Err("seclabel contains a NUL character".to_string())
         }
         Some(_) => {}
+    }
+    if !config.pci.is_empty() {
+        if !config.driver_domain {
+            return Err("pci = [...] needs driver_domain = 1: only a driver domain is given devices".to_string());
+        }
+        if config.pci.len() > xen_abi::bundle::MAX_PCI_FUNCTIONS {
+            return Err(format!("{} PCI functions, at most {}", config.pci.len(), xen_abi::bundle::MAX_PCI_FUNCTIONS));
+        }
+        if let Some(address) = config.pci.iter().find(|address| address.segment != 0) {
+            return Err(format!("PCI function {address}: only segment 0 exists here"));
+        }
+        for (index, address) in config.pci.iter().enumerate() {
+            if config.pci[..index].contains(address) || earlier.iter().any(|domain| domain.pci.contains(address)) {
+                return Err(format!("PCI function {address} is assigned twice"));
+            }
+        }
     }
     let (least_mib, most_mib) = (MIN_RAM_BYTES >> 20, MAX_RAM_BYTES >> 20);
     if !(least_mib..=most_mib).contains(&config.memory_mib) {

@@ -56,6 +56,11 @@ pub struct DomainRecord<'a> {
     pub weight: u32,
     /// The SHA-256 the toolstack recorded for `kernel`.
     pub kernel_sha256: [u8; 32],
+    /// PCI functions assigned to it (`bus << 8 | device << 3 | function`),
+    /// the first `pci_count` entries.
+    pub pci: [u16; xen_abi::bundle::MAX_PCI_FUNCTIONS],
+    /// How many of `pci` are used.
+    pub pci_count: usize,
 }
 
 impl DomainRecord<'_> {
@@ -67,6 +72,11 @@ impl DomainRecord<'_> {
     /// Whether this is a driver domain.
     pub fn is_driver(&self) -> bool {
         self.flags & domain_flags::DRIVER != 0
+    }
+
+    /// The PCI functions assigned to it.
+    pub fn pci_functions(&self) -> &[u16] {
+        &self.pci[..self.pci_count.min(self.pci.len())]
     }
 
     /// RAM in bytes.
@@ -281,6 +291,31 @@ fn parse_record<'a>(
     if weight > xen_abi::domctl::MAX_WEIGHT {
         return Err(fail(DomainProblem::WeightOutOfRange { weight }));
     }
+    let pci_count = u32_at(record_bytes, record::PCI_COUNT);
+    if pci_count as usize > xen_abi::bundle::MAX_PCI_FUNCTIONS {
+        return Err(fail(DomainProblem::PciCount { count: pci_count }));
+    }
+    if pci_count > 0 && flags & domain_flags::DRIVER == 0 {
+        return Err(fail(DomainProblem::PciWithoutDriverDomain));
+    }
+    let mut pci = [0u16; xen_abi::bundle::MAX_PCI_FUNCTIONS];
+    for slot in 0..xen_abi::bundle::MAX_PCI_FUNCTIONS {
+        let value = u32_at(record_bytes, record::PCI + 4 * slot);
+        if slot >= pci_count as usize {
+            if value != 0 {
+                return Err(fail(DomainProblem::ReservedNotZero { offset: record::PCI + 4 * slot }));
+            }
+            continue;
+        }
+        let Ok(function) = u16::try_from(value) else {
+            return Err(fail(DomainProblem::PciFunction { value }));
+        };
+        let taken = pci[..slot].contains(&function) || earlier.iter().any(|other| other.pci_functions().contains(&function));
+        if taken {
+            return Err(fail(DomainProblem::PciTwice { value }));
+        }
+        pci[slot] = function;
+    }
     if let Some(offset) = record_bytes
         .iter()
         .skip(record::RESERVED)
@@ -344,6 +379,8 @@ fn parse_record<'a>(
         flags,
         weight,
         kernel_sha256: field::<32>(record_bytes, record::KERNEL_SHA256).unwrap_or([0; 32]),
+        pci,
+        pci_count: pci_count as usize,
     })
 }
 

@@ -19,7 +19,7 @@ use xen_abi::{errno, layout, DomId, GuestAddress};
 use xen_core::cmdline::IdleAction;
 use xen_core::domain::{Domain, DomainSpec, HypervisorMapping, MachineMemory};
 use xen_core::domctl::{self, Command, CreateRequest, DomainInfo};
-use xen_core::hypercall::{self, Action, Context, OperatorRequest};
+use xen_core::hypercall::{self, Action, Context, DeviceRequest, OperatorRequest};
 use xen_core::layout::KERNEL_VMA;
 use xen_core::page_table::{flags, PAGE_4K};
 use xen_core::policy::{AccessRequest, Mode, SecurityServer};
@@ -219,6 +219,23 @@ impl Hypervisor {
     }
 
     /// The control domain, if there is one.
+    /// Gives PCI function `bdf` to domain `id` (boot, from the bundle), if
+    /// the policy lets it use devices (`resource { use }` on itself).
+    fn assign_function(&mut self, id: DomId, bdf: xen_core::pci::Bdf) {
+        if let Err(code) = self.check(id, id, Class::Resource, xen_abi::policy::resource::USE) {
+            warn!("pci {bdf}: not assigned to {id}: the policy refuses it devices ({})", errno::name(code));
+            return;
+        }
+        let Some(index) = self.index_of(id) else { return };
+        let mut frames = FRAMES.lock();
+        let mut machine = DirectMapMachine { frames: &mut frames };
+        let mut domain = self.lock(index);
+        match crate::devices::assign(&mut domain, &mut machine, bdf) {
+            Ok(()) => info!("pci {bdf}: assigned to {id} ({})", domain.name),
+            Err(problem) => warn!("pci {bdf}: not assigned to {id}: {problem}"),
+        }
+    }
+
     fn control_domain(&self) -> Option<DomId> {
         self.domains.iter().find(|slot| slot.control).map(|slot| slot.id)
     }
@@ -332,6 +349,7 @@ impl Hypervisor {
         }
         let name = domain.name.clone();
         let reason = domain.shutdown.map_or(xen_abi::hypercall::sysctl::exit_record::DESTROYED, |reason| reason as u32);
+        crate::devices::release(id);
         self.adopt_orphan(&mut domain);
         let teardown = {
             let mut frames = FRAMES.lock();
@@ -407,6 +425,13 @@ impl Hypervisor {
         });
         for id in fired {
             self.raise_virq(id, xen_abi::timer::VIRQ_TIMER);
+        }
+        let mut device_events: heapless::Vec<(DomId, u32), 8> = heapless::Vec::new();
+        crate::devices::take_pending(|owner, virq| {
+            let _ = device_events.push((owner, virq));
+        });
+        for (owner, virq) in device_events {
+            self.raise_virq(owner, virq);
         }
         if crate::operator_channel::take_news() {
             if let Some(control) = self.control_domain() {
@@ -587,7 +612,13 @@ pub fn start(
             flags: record.flags,
             command_line: record.command_line,
         };
-        if let Err(problem) = hypervisor.build(&spec, record.kernel, record.weight) {
+        let built = hypervisor.build(&spec, record.kernel, record.weight);
+        if let Ok(id) = built {
+            for &function in record.pci_functions() {
+                hypervisor.assign_function(id, xen_core::pci::Bdf::from_routing_id(function));
+            }
+        }
+        if let Err(problem) = built {
             error!("d{} ({}): not built: {problem}; tearing down the domains built so far", hypervisor.next_id, record.name);
             let built: heapless::Vec<DomId, MAX_DOMAINS> = hypervisor.domains.iter().map(|slot| slot.id).collect();
             for id in built {
@@ -904,6 +935,45 @@ fn operator_op(hypervisor: &mut Hypervisor, caller: DomId, request: OperatorRequ
     }
 }
 
+/// A driver domain's device call: only a domain with assigned functions
+/// that the policy lets use devices; another gets `EPERM` (logged once per call).
+fn device_op(hypervisor: &mut Hypervisor, caller: DomId, request: DeviceRequest) -> i64 {
+    use crate::devices;
+    if !devices::owns_devices(caller) {
+        warn!("{caller}: device call refused: no device is assigned to it");
+        return -errno::EPERM;
+    }
+    if let Err(code) = hypervisor.check(caller, caller, Class::Resource, xen_abi::policy::resource::USE) {
+        return -code;
+    }
+    let result = match request {
+        DeviceRequest::ConfigRead { bdf, offset, size } => devices::config_read(caller, bdf, offset, size).map(i64::from),
+        DeviceRequest::ConfigWrite { bdf, offset, size, value } => devices::config_write(caller, bdf, offset, size, value).map(|()| 0),
+        DeviceRequest::EndOfInterrupt { port } => devices::end_of_interrupt(caller, port).map(|()| 0),
+        DeviceRequest::Info { buffer, index } => devices::describe(caller, index).and_then(|block| {
+            let index = hypervisor.index_of(caller).ok_or(errno::ESRCH)?;
+            let mut frames = FRAMES.lock();
+            let mut machine = DirectMapMachine { frames: &mut frames };
+            hypervisor.lock(index).write_guest(&mut machine, buffer, &block).map(|()| 0).map_err(|_| errno::EFAULT)
+        }),
+        DeviceRequest::BusAddress { pfn, count } => {
+            let index = hypervisor.index_of(caller).ok_or(errno::ESRCH);
+            index.and_then(|index| {
+                let domain = hypervisor.lock(index);
+                let frames = usize::try_from(pfn).ok().and_then(|first| domain.p2m.get(first..first.checked_add(count as usize)?));
+                let frames = frames.ok_or(errno::EINVAL)?;
+                let contiguous = frames.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1);
+                if !contiguous {
+                    return Err(errno::EINVAL);
+                }
+                // Bus addresses are machine addresses until an IOMMU translates them.
+                Ok(frames[0].address() as i64)
+            })
+        }
+    };
+    result.unwrap_or_else(|code| -code)
+}
+
 /// `xsm_op`: the security server's own operations.
 fn xsm_op(hypervisor: &mut Hypervisor, caller: DomId, operation: u64, first: u64, second: u64) -> i64 {
     use xen_abi::hypercall::xsm;
@@ -1024,6 +1094,10 @@ pub fn on_hypercall(frame: &mut TrapFrame) -> bool {
             frame.rax = operator_op(hypervisor, caller, request) as u64;
             false
         }
+        Action::Device(request) => {
+            frame.rax = device_op(hypervisor, caller, request) as u64;
+            false
+        }
         Action::GrantTable(operation, address, count) => match hypervisor.grant_table_op(caller, frame, operation, address, count) {
             Ok(value) => {
                 frame.rax = value as u64;
@@ -1104,8 +1178,11 @@ pub fn on_trap_from_domain(frame: &mut TrapFrame) -> bool {
         warn!("nmi while a domain ran; carrying on");
         return false;
     }
+    let device_vectors = u64::from(apic::DEVICE_VECTOR_BASE)..u64::from(apic::DEVICE_VECTOR_BASE) + 8;
     if vector == u64::from(apic::CHANNEL_VECTOR) {
         crate::operator_channel::on_interrupt();
+    } else if device_vectors.contains(&vector) {
+        crate::devices::on_interrupt(vector as u8);
     } else if vector >= 32 && vector != u64::from(apic::TIMER_VECTOR) {
         warn!("interrupt: unexpected vector {vector:#x} from a domain");
         apic::end_of_interrupt();
@@ -1116,8 +1193,8 @@ pub fn on_trap_from_domain(frame: &mut TrapFrame) -> bool {
     let on_idle = hypervisor.on_idle;
     if vector == u64::from(apic::TIMER_VECTOR) {
         apic::on_timer_interrupt();
-    } else if vector == u64::from(apic::CHANNEL_VECTOR) {
-        // Taken above; the scheduling pass below tells the control domain.
+    } else if vector == u64::from(apic::CHANNEL_VECTOR) || device_vectors.contains(&vector) {
+        // Taken above; the scheduling pass below tells the domain concerned.
     } else if let Some(current) = hypervisor.current {
         if let Some(domain) = hypervisor.lock_id(current) {
             let mut subject: heapless::String<64> = heapless::String::new();

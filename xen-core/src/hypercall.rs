@@ -44,6 +44,53 @@ pub enum Action {
     /// The operator's channel or the hypervisor's log (checked by the
     /// policy, then done, by the caller).
     Operator(OperatorRequest),
+    /// A driver domain's device call (checked against its assignments and
+    /// the policy by the caller).
+    Device(DeviceRequest),
+}
+
+/// A device call (`physdev_op`, `memory_op` bus address), arguments bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceRequest {
+    /// Read `size` bytes at `offset` of function `bdf`'s configuration space.
+    ConfigRead {
+        /// `bus << 8 | device << 3 | function`.
+        bdf: u64,
+        /// Below 4096.
+        offset: u64,
+        /// 1, 2 or 4.
+        size: u64,
+    },
+    /// Write `value` (`size` bytes) at `offset`.
+    ConfigWrite {
+        /// The function.
+        bdf: u64,
+        /// Below 4096.
+        offset: u64,
+        /// 1, 2 or 4.
+        size: u64,
+        /// The value.
+        value: u64,
+    },
+    /// Describe the caller's `index`th function into `buffer`.
+    Info {
+        /// Where to (`device_info::SIZE` bytes).
+        buffer: u64,
+        /// Which.
+        index: u64,
+    },
+    /// The interrupt behind `port` was handled.
+    EndOfInterrupt {
+        /// The caller's port.
+        port: u64,
+    },
+    /// The bus address of the caller's frames `pfn..pfn + count`.
+    BusAddress {
+        /// First frame.
+        pfn: u64,
+        /// Frames (1..=1024).
+        count: u64,
+    },
 }
 
 /// A request for the operator's channel or the hypervisor's log; buffer
@@ -117,6 +164,14 @@ pub fn dispatch(domain: &mut Domain, machine: &impl MachineMemory, frame: &TrapF
             _ => error(errno::ENOSYS),
         },
         hypercall::CONSOLE_IO => console_io(domain, machine, arguments, context),
+        hypercall::PHYSDEV_OP => physdev_op(arguments),
+        hypercall::MEMORY_OP => match arguments[0] {
+            xen_abi::physdev::MEMORY_OP_BUS_ADDRESS if (1..=1024).contains(&arguments[2]) => {
+                Action::Device(DeviceRequest::BusAddress { pfn: arguments[1], count: arguments[2] })
+            }
+            xen_abi::physdev::MEMORY_OP_BUS_ADDRESS => error(errno::EINVAL),
+            _ => error(errno::ENOSYS),
+        },
         hypercall::SYSCTL => match arguments[0] {
             sysctl::READ_CONSOLE if arguments[2] < 8 || arguments[2] > console::MAX_CHANNEL_BYTES + 8 => error(errno::EINVAL),
             sysctl::READ_CONSOLE => Action::Operator(OperatorRequest::ReadLog { buffer: arguments[1], count: arguments[2], from: arguments[3] }),
@@ -174,6 +229,23 @@ fn console_io(domain: &mut Domain, machine: &impl MachineMemory, arguments: [u64
         console::READ | console::CHANNEL_WRITE if count > console::MAX_CHANNEL_BYTES => error(errno::EINVAL),
         console::READ => Action::Operator(OperatorRequest::Read { buffer, count }),
         console::CHANNEL_WRITE => Action::Operator(OperatorRequest::Write { buffer, count }),
+        _ => error(errno::ENOSYS),
+    }
+}
+
+fn physdev_op(arguments: [u64; 5]) -> Action {
+    use xen_abi::physdev;
+    let [command, first, second, third, fourth] = arguments;
+    let config_ok = |offset: u64, size: u64| offset < 4096 && matches!(size, 1 | 2 | 4) && offset % size == 0;
+    match command {
+        physdev::PCI_CONFIG_READ if config_ok(second, third) => Action::Device(DeviceRequest::ConfigRead { bdf: first, offset: second, size: third }),
+        physdev::PCI_CONFIG_WRITE if config_ok(second, third) => {
+            Action::Device(DeviceRequest::ConfigWrite { bdf: first, offset: second, size: third, value: fourth })
+        }
+        physdev::PCI_CONFIG_READ | physdev::PCI_CONFIG_WRITE => error(errno::EINVAL),
+        physdev::DEVICE_INFO if second < physdev::device_info::SIZE as u64 => error(errno::EINVAL),
+        physdev::DEVICE_INFO => Action::Device(DeviceRequest::Info { buffer: first, index: third }),
+        physdev::EOI => Action::Device(DeviceRequest::EndOfInterrupt { port: first }),
         _ => error(errno::ENOSYS),
     }
 }

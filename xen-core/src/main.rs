@@ -18,6 +18,8 @@ mod arch;
 #[cfg(target_os = "none")]
 mod clock;
 #[cfg(target_os = "none")]
+mod devices;
+#[cfg(target_os = "none")]
 mod domains;
 #[cfg(target_os = "none")]
 mod operator_channel;

@@ -39,7 +39,7 @@ mod probe;
 
 pub use filter::FilterCounters;
 pub use mmio::MmioRange;
-pub use probe::{Bar, CapabilityInfo, MsiCapability, MsixCapability, MsixRegion, ProbeError};
+pub use probe::{Bar, CapabilityInfo, MAX_CAPABILITIES, MsiCapability, MsixCapability, MsixRegion, ProbeError};
 
 #[cfg(test)]
 mod fake_device;
@@ -120,8 +120,6 @@ mod register {
 
     /// Capability ID: MSI.
     pub(super) const CAPABILITY_MSI: u8 = 0x05;
-    /// Capability ID: vendor specific (virtio's structures).
-    pub(super) const CAPABILITY_VENDOR_SPECIFIC: u8 = 0x09;
     /// Capability ID: MSI-X.
     pub(super) const CAPABILITY_MSIX: u8 = 0x11;
 }

@@ -131,6 +131,17 @@ pub extern "C" fn kernel_entry(magic: u32, info_address: u32) -> ! {
             paging::map_mmio(&mut space, &mut tables, apic::ioapic_virtual(index), u64::from(ioapic.address))
                 .unwrap_or_else(|error| panic!("paging: IOAPIC {index}: {error}"));
         }
+        // Bus 0's configuration space, for the functions driver domains are given.
+        if let Some(region) = acpi.pci_config_regions.iter().find(|region| region.segment == 0 && region.start_bus == 0) {
+            let mut mapped = true;
+            for page in 0..arch::ecam::ECAM_BUS_BYTES / FRAME_SIZE {
+                let offset = page * FRAME_SIZE;
+                mapped &= paging::map_mmio(&mut space, &mut tables, arch::ecam::ECAM_VIRTUAL + offset, region.start_address() + offset).is_ok();
+            }
+            if mapped {
+                arch::ecam::set_mapped();
+            }
+        }
     }
     paging::activate(&space);
     let (smep, smap) = cpu::enable_smep_smap(&features);
@@ -160,6 +171,7 @@ pub extern "C" fn kernel_entry(magic: u32, info_address: u32) -> ! {
         if let Some(slot) = ioapic_pins.get_mut(index) {
             *slot = pins;
         }
+        crate::devices::add_ioapic(madt.io_apics[index].gsi_base, pins);
         info!("ioapic {index}: {pins} pins, all masked");
     }
     if arch::serial::channel::init() {
@@ -385,6 +397,9 @@ pub fn trap_dispatch(frame: &mut TrapFrame) {
         vector if vector == u64::from(apic::TIMER_VECTOR) => apic::on_timer_interrupt(),
         vector if vector == u64::from(apic::SPURIOUS_VECTOR) => {}
         vector if vector == u64::from(apic::CHANNEL_VECTOR) => crate::operator_channel::on_interrupt(),
+        vector if (u64::from(apic::DEVICE_VECTOR_BASE)..u64::from(apic::DEVICE_VECTOR_BASE) + 8).contains(&vector) => {
+            crate::devices::on_interrupt(vector as u8);
+        }
         0..=31 => fatal_trap(frame),
         vector => {
             warn!("interrupt: unexpected vector {vector:#x}");

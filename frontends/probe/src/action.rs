@@ -135,6 +135,10 @@ pub enum Action {
     StoreAttack,
     /// Try the operator's channel, log and figures.
     OperatorSteal,
+    /// Examine the assigned PCI function through the hypervisor.
+    PciProbe,
+    /// Try the device calls without a device.
+    PciSteal,
 }
 
 /// Every action with its command-line name, expectation and description.
@@ -190,6 +194,8 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::GrantSelf, "grant-self", Expectation::Poweroff, "grant ref= (8) to itself, map, write, revoke (busy while mapped), copy"),
     (Action::DummyBack, "dummy-back", Expectation::Poweroff, "serve the dummy device of front= (id= 0) over the store handshake for rounds= (2), restarting between rounds"),
     (Action::DummyFront, "dummy-front", Expectation::Poweroff, "connect the dummy device id= (0) through the store, ping, follow the backend's restarts, close after rounds= (2)"),
+    (Action::PciProbe, "pci-probe", Expectation::Poweroff, "describe the assigned function, size and try to move a BAR, walk the capabilities, read a mapped BAR, try other functions"),
+    (Action::PciSteal, "pci-steal", Expectation::Poweroff, "device calls without an assigned device (all refused)"),
     (Action::OperatorSteal, "operator-steal", Expectation::Poweroff, "read and write the operator's channel, read the log, physinfo and exit records (all refused)"),
     (Action::StoreAttack, "store-attack", Expectation::Poweroff, "try victim='s and backend='s store nodes (all refused), then flood the store: watches, nodes, flood= (2000) requests"),
 ];

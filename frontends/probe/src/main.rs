@@ -18,6 +18,7 @@ mod events;
 mod grant_self;
 mod hostile;
 mod measure;
+mod pci_probe;
 mod rings;
 mod script;
 mod snoop;
@@ -197,6 +198,8 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
             panic!("deliberate")
         }
         Action::OperatorSteal => operator_steal(),
+        Action::PciProbe => pci_probe::pci_probe(info),
+        Action::PciSteal => pci_probe::pci_steal(info),
         Action::Spin => loop {
             core::hint::spin_loop();
         },

@@ -70,6 +70,11 @@ pub(crate) fn hypercall3(number: u64, a0: u64, a1: u64, a2: u64) -> i64 {
     hypercall5(number, a0, a1, a2, 0, 0)
 }
 
+/// A hypercall with four arguments.
+pub(crate) fn hypercall4(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    hypercall5(number, a0, a1, a2, a3, 0)
+}
+
 /// What answers a hypercall that passes an argument buffer (event channel
 /// and grant table operations) in a test: gets the call and the buffer to
 /// read and fill, as the hypervisor would. Other hypercalls made while it is

@@ -35,6 +35,7 @@ pub mod hypercall;
 pub mod logger;
 pub mod operator;
 pub mod page;
+pub mod physdev;
 mod start;
 pub mod store;
 pub mod xenbus;

@@ -99,8 +99,106 @@ fn figures_with(options: &str, domains: Vec<DomainConfig>, needle: &str) -> Vec<
     rest.split(|c: char| !c.is_ascii_digit()).filter(|word| !word.is_empty()).filter_map(|word| word.parse().ok()).collect()
 }
 
+/// What `xl create` costs, seen from the host.
+struct XlFigures {
+    /// Median wall time from starting `xl create` to the domain's first line.
+    create_ms: f64,
+    /// Median instructions (under `-icount`) from the start of the build to
+    /// the domain's first console output, with the kernel sent over the channel.
+    create_instructions: u64,
+    /// Wall time of 100 create/destroy cycles.
+    cycles_s: f64,
+    /// Free memory before and after the cycles, KiB.
+    free_before_kib: u64,
+    free_after_kib: u64,
+}
+
+fn xl_machine() -> Machine {
+    Machine::new("loglvl=info").domain(DomainConfig::agent("").memory(64))
+}
+
+fn xl_cfg(running: &xen_tests::running::Running, name: &str, extra: &str) -> std::path::PathBuf {
+    let path = running.socket.with_file_name(format!("{name}.cfg"));
+    let text = format!(
+        "name = \"{name}\"\nkernel = \"{}\"\nmemory = 4\nseclabel = \"system_u:system_r:domU_t\"\nextra = \"{extra}\"\n",
+        xen_tests::guest_image("probe").display()
+    );
+    std::fs::write(&path, text).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
+    path
+}
+
+fn free_kib(running: &xen_tests::running::Running) -> u64 {
+    let info = running.xl_ok(&["info"]);
+    info.lines()
+        .find(|line| line.starts_with("free_memory"))
+        .and_then(|line| line.split(':').nth(1)?.trim().split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no free_memory in {info}"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `xl create` to first output (wall, and instructions under `-icount`),
+/// and 100 create/destroy cycles with the memory compared before and after.
+fn xl_figures() -> XlFigures {
+    use std::time::Instant;
+    use xen_tests::running::Running;
+    let step = Duration::from_secs(60);
+    let running = Running::start(&xl_machine());
+    running.wait_for("operator: channel ready", step);
+    let mut walls = Vec::new();
+    for round in 0..5 {
+        let name = format!("quick{round}");
+        let cfg = xl_cfg(&running, &name, "action=hello");
+        let started = Instant::now();
+        running.xl_ok(&["create", cfg.to_str().unwrap_or_default()]);
+        running.wait_for(&format!("[{name}] I hello from the probe"), step);
+        walls.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let free_before_kib = free_kib(&running);
+    let started = Instant::now();
+    let cfg = xl_cfg(&running, "cycle", "action=sleep ms=600000");
+    for _ in 0..100 {
+        running.xl_ok(&["create", cfg.to_str().unwrap_or_default()]);
+        running.xl_ok(&["destroy", "cycle"]);
+    }
+    let cycles_s = started.elapsed().as_secs_f64();
+    // Teardown finishes in bounded steps after destroy returns.
+    std::thread::sleep(Duration::from_millis(500));
+    let free_after_kib = free_kib(&running);
+    drop(running);
+
+    let counted = Running::start_with(&xl_machine(), &ICOUNT);
+    counted.wait_for("operator: channel ready", step);
+    let mut instructions = Vec::new();
+    for round in 0..5 {
+        let name = format!("counted{round}");
+        let cfg = xl_cfg(&counted, &name, "action=hello");
+        counted.xl_ok(&["create", cfg.to_str().unwrap_or_default()]);
+        let needle = format!("({name}): first console output ");
+        counted.wait_for(&needle, step);
+        let log = counted.log();
+        let value = log
+            .lines()
+            .find_map(|line| line.split(&needle).nth(1)?.split(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        instructions.push(value as f64);
+    }
+    XlFigures {
+        create_ms: median(walls),
+        create_instructions: median(instructions) as u64,
+        cycles_s,
+        free_before_kib,
+        free_after_kib,
+    }
+}
+
 fn main() {
     let write = !std::env::args().any(|argument| argument == "--no-write");
+    eprintln!("qemu-bench: xl create and 100 create/destroy cycles over the operator's channel");
+    let xl = xl_figures();
     eprintln!("qemu-bench: null hypercall vs bare syscall/sysret, {CALLS} calls each, under -icount shift=0,sleep=off");
     let (null, bare) = null_hypercall();
     let yield_trip = yield_round_trip();
@@ -170,7 +268,28 @@ in front of the policy's binary search (without the cache the hook added 8-12%).
 |---|---:|---:|---:|\n\
 | event-channel ping-pong | {ping} | {ping_without} | {ping_cost:.1}% |\n\
 | grant map + unmap | {map_unmap} | {map_unmap_without} | {map_cost:.1}% |\n\n\
+### `xl create`, from the host\n\n\
+The real `xl` against a running machine (the agent as control domain): the kernel (the probe,\n\
+reduced to its loadable segments, about 270 KiB) crosses the operator's serial channel, the\n\
+agent checks its SHA-256 and hands it to the hypervisor's builder. Wall times are the host's\n\
+(QEMU TCG, noisy); the instruction count is the hypervisor's own from the start of the build to\n\
+the domain's first console output, in a second run under `-icount` (median of 5 each).\n\n\
+| measurement | figure |\n\
+|---|---:|\n\
+| `xl create` to the domain's first line, wall (4 MiB domain) | {create_ms:.0} ms |\n\
+| build start to first output, instructions under `-icount` | {create_instructions} |\n\
+| 100 `xl create` + `xl destroy` cycles, wall | {cycles_s:.1} s ({per_cycle:.0} ms a cycle) |\n\
+| free memory before / after the 100 cycles | {free_before} / {free_after} KiB |\n\n\
+Anchors: LightVM creates a Xen domain in 2.3 ms; stock `xl` takes 1–2.5 s with devices. Most of\n\
+our wall time is the serial transfer of the kernel (115200-baud UART emulation moving bytes as\n\
+fast as the guest reads them) and TCG, not the builder.\n\n\
 {END}\n",
+        create_ms = xl.create_ms,
+        create_instructions = xl.create_instructions,
+        cycles_s = xl.cycles_s,
+        per_cycle = xl.cycles_s * 10.0,
+        free_before = xl.free_before_kib,
+        free_after = xl.free_after_kib,
         diff = null.saturating_sub(bare),
         switch = yield_trip / 2,
     );

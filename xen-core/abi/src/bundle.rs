@@ -69,9 +69,18 @@ pub mod record {
     pub const KERNEL_SHA256: usize = 136;
     /// `weight` u32: scheduler weight, 0 for the default (xl.cfg `cpu_weight`).
     pub const WEIGHT: usize = 168;
+    /// `pci_count` u32: PCI functions assigned to the domain (at most
+    /// [`super::MAX_PCI_FUNCTIONS`]; only a driver domain may have any).
+    pub const PCI_COUNT: usize = 172;
+    /// `pci[8]` u32 each: `bus << 8 | device << 3 | function` (segment 0),
+    /// distinct; unused entries 0.
+    pub const PCI: usize = 176;
     /// First reserved byte; reserved bytes run to the record's end.
-    pub const RESERVED: usize = 172;
+    pub const RESERVED: usize = 208;
 }
+
+/// Most PCI functions one domain may be assigned.
+pub const MAX_PCI_FUNCTIONS: usize = 8;
 
 /// Domain record `flags`.
 pub mod domain_flags {

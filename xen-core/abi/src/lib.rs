@@ -17,6 +17,7 @@ pub mod grant_table;
 pub mod errno;
 pub mod hypercall;
 pub mod layout;
+pub mod physdev;
 pub mod policy;
 pub mod sched;
 pub mod shared_info;

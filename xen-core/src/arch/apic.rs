@@ -70,6 +70,25 @@ pub fn arm_one_shot(ticks: u32) {
 
 /// Vector of the operator channel's UART (COM2).
 pub const CHANNEL_VECTOR: u8 = 0x41;
+/// First vector of assigned PCI functions' lines (one per assignment slot, 8).
+pub const DEVICE_VECTOR_BASE: u8 = 0x50;
+
+/// Masks or unmasks IOAPIC `index`'s pin `pin`.
+pub fn set_ioapic_pin_masked(index: usize, pin: u32, masked: bool) {
+    let base = ioapic_virtual(index);
+    let select = base as *mut u32;
+    let window = (base + 0x10) as *mut u32;
+    // SAFETY: the IOAPIC page is mapped uncached at `base`; IOREGSEL and
+    // IOWIN are its architectural registers; one CPU with interrupts off
+    // here, so the select-then-access pair is not interleaved.
+    unsafe {
+        select.write_volatile(0x10 + 2 * pin);
+        let low = window.read_volatile();
+        let low = if masked { low | LVT_MASKED } else { low & !LVT_MASKED };
+        select.write_volatile(0x10 + 2 * pin);
+        window.write_volatile(low);
+    }
+}
 
 /// Routes IOAPIC pin `pin` to `vector` on the boot CPU (physical
 /// destination 0, fixed delivery), edge or level triggered, active high or

@@ -6,6 +6,7 @@ pub mod apic;
 pub mod boot;
 pub mod cmos;
 pub mod cpu;
+pub mod ecam;
 pub mod entry;
 pub mod fpu;
 pub mod machine;

@@ -179,6 +179,23 @@ pub enum DomainProblem {
         /// Offset of the byte within the record.
         offset: usize,
     },
+    /// More PCI functions than a record holds.
+    PciCount {
+        /// The count found.
+        count: u32,
+    },
+    /// PCI functions for a domain that is not a driver domain.
+    PciWithoutDriverDomain,
+    /// A PCI function value that is no bus/device/function.
+    PciFunction {
+        /// The value found.
+        value: u32,
+    },
+    /// A PCI function assigned twice (to this or an earlier domain).
+    PciTwice {
+        /// The function.
+        value: u32,
+    },
     /// The kernel is empty.
     KernelEmpty,
     /// The kernel is longer than [`MAX_KERNEL_BYTES`].
@@ -289,6 +306,10 @@ impl fmt::Display for DomainProblem {
                 formatter,
                 "reserved byte at record offset {offset} is not zero"
             ),
+            Self::PciCount { count } => write!(formatter, "{count} PCI functions (at most {})", xen_abi::bundle::MAX_PCI_FUNCTIONS),
+            Self::PciWithoutDriverDomain => formatter.write_str("PCI functions for a domain that is not a driver domain"),
+            Self::PciFunction { value } => write!(formatter, "PCI function {value:#x} is not bus << 8 | device << 3 | function"),
+            Self::PciTwice { value } => write!(formatter, "PCI function {:02x}:{:02x}.{} assigned twice", value >> 8, (value >> 3) & 0x1f, value & 7),
             Self::KernelEmpty => formatter.write_str("kernel is empty"),
             Self::KernelTooLarge { length } => {
                 write!(

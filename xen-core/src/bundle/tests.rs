@@ -499,6 +499,8 @@ fn verify_kernel_matches_a_known_digest() {
         flags: 0,
         weight: 0,
         kernel_sha256: [0; 32],
+        pci: [0; xen_abi::bundle::MAX_PCI_FUNCTIONS],
+        pci_count: 0,
     };
     let Err(BundleError::Domain {
         problem: DomainProblem::KernelDigestMismatch { actual, .. },

@@ -37,6 +37,8 @@ pub(super) struct FakeFunction {
     /// Per BAR register: the bits a write can change (the address bits
     /// above its size).
     bar_writable: [u32; 6],
+    /// Per BAR register: its read-only type bits (0 for an upper half).
+    bar_type_bits: [u32; 6],
     /// Every write that reached the device, in order.
     pub(super) writes: Vec<(u16, u32)>,
     /// Reads so far (to show a walk is bounded).
@@ -46,7 +48,7 @@ pub(super) struct FakeFunction {
 impl FakeFunction {
     /// An empty function: every register zero, no BARs.
     pub(super) fn blank() -> Self {
-        Self { space: Vec::from([0; 1024]), bar_writable: [0; 6], writes: Vec::new(), reads: Cell::new(0) }
+        Self { space: Vec::from([0; 1024]), bar_writable: [0; 6], bar_type_bits: [0; 6], writes: Vec::new(), reads: Cell::new(0) }
     }
 
     /// QEMU's modern virtio-blk (`-device virtio-blk-pci` on q35, after
@@ -89,8 +91,12 @@ impl FakeFunction {
         fake
     }
 
-    /// Sets a dword directly (not logged as a write).
+    /// Sets a dword directly (not logged as a write); for a BAR register,
+    /// its type bits become those of `value`.
     pub(super) fn set(&mut self, offset: u16, value: u32) {
+        if (0x10..0x28).contains(&offset) {
+            self.bar_type_bits[usize::from((offset - 0x10) / 4)] = value & if value & 1 != 0 { 0x3 } else { 0xF };
+        }
         if let Some(dword) = self.space.get_mut(usize::from(offset / 4)) {
             *dword = value;
         }
@@ -142,9 +148,10 @@ impl ConfigSpace for FakeFunction {
                 let index = usize::from((offset - 0x10) / 4);
                 // Address bits below the size are hardwired to zero; the
                 // type bits are read-only.
-                let old = self.get(offset);
-                let type_bits = old & if old & 1 != 0 { 0x3 } else { 0xF };
-                self.set(offset, (value & self.bar_writable[index]) | type_bits);
+                let stored = (value & self.bar_writable[index]) | self.bar_type_bits[index];
+                if let Some(dword) = self.space.get_mut(usize::from(offset / 4)) {
+                    *dword = stored;
+                }
             }
             _ => self.set(offset, value),
         }

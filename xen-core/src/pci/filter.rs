@@ -22,7 +22,7 @@
 
 use super::probe::capability_slot;
 use super::register::*;
-use super::{AssignedFunction, Bar, ConfigSpace, FilterError, CONFIG_SPACE_SIZE};
+use super::{AssignedFunction, ConfigSpace, FilterError, CONFIG_SPACE_SIZE};
 
 /// The command bits the guest may change.
 const COMMAND_GUEST_WRITABLE: u16 = COMMAND_BUS_MASTER | COMMAND_MEMORY_WRITE_INVALIDATE | COMMAND_INTX_DISABLE;

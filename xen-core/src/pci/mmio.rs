@@ -54,8 +54,9 @@ impl PageSpan {
 
 impl<C: ConfigSpace> AssignedFunction<C> {
     /// The pages that must never be mapped for the driver domain: each page
-    /// holding part of the MSI-X table or PBA, page-rounded outward. If
-    /// either lies (partly) outside its BAR, the whole BAR is forbidden.
+    /// holding part of the MSI-X table or PBA, page-rounded outward (one
+    /// range when they touch). If either lies (partly) outside its BAR, the
+    /// whole BAR is forbidden.
     pub fn forbidden_mmio_pages(&self) -> Vec<MmioRange> {
         self.forbidden_spans().into_iter().map(PageSpan::to_range).collect()
     }
@@ -88,7 +89,15 @@ impl<C: ConfigSpace> AssignedFunction<C> {
         let Some(msix) = self.msix else {
             return Vec::new();
         };
-        [msix.table, msix.pending_bit_array].iter().filter_map(|region| self.region_span(region)).collect()
+        let mut spans: Vec<PageSpan> = Vec::new();
+        for span in [msix.table, msix.pending_bit_array].iter().filter_map(|region| self.region_span(region)) {
+            // The table and PBA often share a page: report it once.
+            match spans.iter_mut().find(|known| known.bar_index == span.bar_index && known.first <= span.end && span.first <= known.end) {
+                Some(known) => *known = PageSpan { first: known.first.min(span.first), end: known.end.max(span.end), ..span },
+                None => spans.push(span),
+            }
+        }
+        spans
     }
 
     /// The pages holding an MSI-X structure, if it is in a memory BAR.

@@ -32,6 +32,11 @@ fn value() -> impl Strategy<Value = u32> {
     ]
 }
 
+/// A next pointer: mostly the end or a well-formed one, sometimes anything.
+fn next_pointer() -> impl Strategy<Value = u8> {
+    prop_oneof![2 => Just(0u8), 3 => (0u8..48).prop_map(|slot| 0x40 + 4 * slot), 1 => any::<u8>()]
+}
+
 fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         1 => (offset(), size()).prop_map(|(offset, size)| Operation::Read { offset, size }),
@@ -94,18 +99,20 @@ proptest! {
 
     #[test]
     fn any_capability_area_probes_without_hang_or_panic(
-        area in prop::collection::vec(any::<u32>(), 48),
-        pointer in any::<u8>(),
-        links in prop::collection::vec((0u8..48, 0u8..48, prop::sample::select(vec![5u8, 9, 0x11, 0x10, 1])), 0..12),
+        area in prop::collection::vec((any::<u32>(), next_pointer()), 48),
+        pointer in prop_oneof![any::<u8>(), (0u8..48).prop_map(|slot| 0x40 + 4 * slot)],
+        links in prop::collection::vec((0u8..48, 0u8..49, prop::sample::select(vec![5u8, 9, 0x11, 0x10, 1])), 0..12),
         operations in prop::collection::vec(operation(), 0..32),
     ) {
         let mut device = FakeFunction::virtio_blk();
-        for (slot, dword) in area.iter().enumerate() {
-            device.set(0x40 + 4 * slot as u16, *dword);
+        for (slot, &(dword, next)) in area.iter().enumerate() {
+            device.set(0x40 + 4 * slot as u16, (dword & !0xFF00) | u32::from(next) << 8);
         }
         // Some well-formed links among the noise, so lists get long.
+        // (`to` 48 ends the list.)
         for &(from, to, id) in &links {
-            device.set_capability(0x40 + 4 * from, id, 0x40 + 4 * to, 0x0181);
+            let next = if to == 48 { 0 } else { 0x40 + 4 * to };
+            device.set_capability(0x40 + 4 * from, id, next, 0x0181);
         }
         device.set(0x34, u32::from(pointer));
         let reads_before = device.reads.get();

@@ -11,8 +11,15 @@ const SLOT_3: Bdf = match Bdf::new(0, 3, 0) {
     Err(_) => panic!("a valid BDF"),
 };
 
+/// `device` probed at 00:03.0, its log of writes then emptied.
+fn probed(device: FakeFunction) -> AssignedFunction<FakeFunction> {
+    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    function.config_space_mut().writes.clear();
+    function
+}
+
 fn assigned() -> AssignedFunction<FakeFunction> {
-    AssignedFunction::probe(SLOT_3, FakeFunction::virtio_blk()).unwrap()
+    probed(FakeFunction::virtio_blk())
 }
 
 /// Writes that reached the device since probing.
@@ -126,6 +133,7 @@ fn probe_without_decode_on_leaves_command_alone() {
     let mut device = FakeFunction::virtio_blk();
     device.set(0x04, 0x0010_0000);
     let function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    assert!(!function.config_space().writes.is_empty());
     assert!(function.config_space().writes.iter().all(|(offset, _)| *offset != 0x04));
     assert_eq!(function.bars()[4], Bar::Memory { address: BAR4_ADDRESS, size_bytes: 0x4000, is_64bit: true, prefetchable: true });
 }
@@ -173,7 +181,7 @@ fn io_and_32_bit_bars_are_sized() {
     let mut device = FakeFunction::virtio_blk();
     device.set_bar(0, 0xC041, 0xFFE0); // 32 ports at 0xc040, upper 16 bits not decoded
     device.set_bar(2, 0xFEBD_2000 | 0b1000, 0xFFFF_FF00); // 256 bytes, prefetchable, 32-bit
-    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let mut function = probed(device);
     assert_eq!(function.bars()[0], Bar::Io { address: 0xC040, size_bytes: 32 });
     assert_eq!(function.bars()[2], Bar::Memory { address: 0xFEBD_2000, size_bytes: 256, is_64bit: false, prefetchable: true });
     function.write(0x10, 4, u32::MAX).unwrap();
@@ -224,7 +232,7 @@ fn the_longest_list_is_48_capabilities() {
         let next = if offset == 0xFC { 0 } else { offset as u8 + 4 };
         device.set_capability(offset as u8, 0x09, next, 0);
     }
-    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let mut function = probed(device);
     assert_eq!(function.capabilities().len(), 48);
     assert_eq!(guest_walk(&mut function).len(), 48);
 }
@@ -233,7 +241,7 @@ fn the_longest_list_is_48_capabilities() {
 fn without_the_status_bit_there_is_no_list() {
     let mut device = FakeFunction::virtio_blk();
     device.set(0x04, 0x0000_0003);
-    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let mut function = probed(device);
     assert!(function.capabilities().is_empty());
     assert_eq!(function.msix(), None);
     assert_eq!(function.read(0x34, 1), Ok(0));
@@ -331,7 +339,7 @@ fn decode_bits_stay_bus_master_and_intx_disable_go_through() {
 fn status_is_write_one_to_clear_of_error_bits_only() {
     let mut device = FakeFunction::virtio_blk();
     device.set(0x04, 0xA110_0003); // detected parity, received master abort, master data parity
-    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let mut function = probed(device);
     // A command write does not clear the status.
     function.write(0x04, 2, 0x0007).unwrap();
     assert_eq!(function.config_space().get(0x04), 0xA110_0007);
@@ -394,7 +402,7 @@ fn device_with_msi(msi_at: u8, list: &[(u8, u8)]) -> FakeFunction {
 #[test]
 fn msi_is_hidden_wherever_it_is() {
     let device = device_with_msi(0x40, &[(0x40, 5), (0x60, 9), (0x70, 1), (0x80, 9)]);
-    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let mut function = probed(device);
     assert_eq!(function.msi().map(|msi| (msi.offset, msi.length_bytes, msi.enabled)), Some((0x40, 24, true)));
     assert_eq!(function.read(0x34, 1), Ok(0x60));
     assert_eq!(guest_walk(&mut function), [(0x60, 9), (0x70, 1), (0x80, 9)]);
@@ -406,7 +414,7 @@ fn msi_is_hidden_wherever_it_is() {
     function.write(0x58, 4, 0).unwrap();
 
     let device = device_with_msi(0x60, &[(0x40, 9), (0x60, 5), (0x70, 0x11), (0x80, 9)]);
-    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let mut function = probed(device);
     assert_eq!(guest_walk(&mut function), [(0x40, 9), (0x80, 9)]);
     assert_eq!(function.read(0x41, 1), Ok(0x80));
     assert_eq!(function.read(0x40, 4).map(|header| header >> 8 & 0xFF), Ok(0x80));
@@ -415,7 +423,7 @@ fn msi_is_hidden_wherever_it_is() {
 #[test]
 fn a_list_of_only_msi_reads_as_no_list() {
     let device = device_with_msi(0x40, &[(0x40, 5), (0x60, 0x11)]);
-    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let mut function = probed(device);
     assert_eq!(function.read(0x34, 1), Ok(0));
     assert_eq!(function.read(0x06, 2), Ok(0));
     assert!(guest_walk(&mut function).is_empty());
@@ -446,7 +454,7 @@ fn rom_header_and_extended_space_are_read_only() {
     device.set(0x30, 0xFEB8_0001);
     device.set(0x100, 0x0001_0001); // an extended capability (AER)
     device.set(0x200, 0x1234_5678);
-    let mut function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let mut function = probed(device);
     assert_eq!(function.read(0x30, 4), Ok(0));
     assert_eq!(function.read(0x100, 4), Ok(0));
     assert_eq!(function.read(0xFFC, 4), Ok(0));
@@ -487,25 +495,22 @@ fn malformed_accesses_are_errors() {
 fn msix_pages_are_never_mappable() {
     let function = assigned();
     let msix_page = MmioRange { bar_index: 1, start_address: u64::from(BAR1_ADDRESS), page_count: 1 };
-    assert_eq!(function.forbidden_mmio_pages(), [msix_page, msix_page]);
+    assert_eq!(function.forbidden_mmio_pages(), [msix_page]);
     assert_eq!(function.mappable_mmio(), [MmioRange { bar_index: 4, start_address: BAR4_ADDRESS, page_count: 4 }]);
 }
 
 #[test]
 fn msix_in_the_middle_of_a_bar_splits_it() {
     let mut device = FakeFunction::virtio_blk();
-    // Table: 64 entries (1 KiB) at 0x2800 of BAR 4, straddling nothing;
-    // PBA at 0x3FF8, the last 8 bytes.
+    // Table: 64 entries (1 KiB) at 0x2800 of BAR 4; PBA at 0x3FF8, the last
+    // 8 bytes (adjacent pages: one range).
     device.set_capability(MSIX_CAPABILITY, 0x11, 0x84, 63);
     device.set(u16::from(MSIX_CAPABILITY) + 4, 0x2800 | 4);
     device.set(u16::from(MSIX_CAPABILITY) + 8, 0x3FF8 | 4);
-    let function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let function = probed(device);
     assert_eq!(
         function.forbidden_mmio_pages(),
-        [
-            MmioRange { bar_index: 4, start_address: BAR4_ADDRESS + 0x2000, page_count: 1 },
-            MmioRange { bar_index: 4, start_address: BAR4_ADDRESS + 0x3000, page_count: 1 },
-        ]
+        [MmioRange { bar_index: 4, start_address: BAR4_ADDRESS + 0x2000, page_count: 2 }]
     );
     assert_eq!(
         function.mappable_mmio(),
@@ -521,15 +526,15 @@ fn msix_outside_its_bar_forbids_the_whole_bar() {
     let mut device = FakeFunction::virtio_blk();
     device.set(u16::from(MSIX_CAPABILITY) + 4, 0x3FF0 | 4); // 32 bytes from 0x3ff0: past the end
     device.set(u16::from(MSIX_CAPABILITY) + 8, 0xFFFF_FFF8 | 4);
-    let function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let function = probed(device);
     let whole = MmioRange { bar_index: 4, start_address: BAR4_ADDRESS, page_count: 4 };
-    assert_eq!(function.forbidden_mmio_pages(), [whole, whole]);
+    assert_eq!(function.forbidden_mmio_pages(), [whole]);
     assert_eq!(function.mappable_mmio(), [MmioRange { bar_index: 1, start_address: u64::from(BAR1_ADDRESS), page_count: 1 }]);
     // A table in an I/O, unused or nonexistent BAR forbids no page.
     let mut device = FakeFunction::virtio_blk();
     device.set(u16::from(MSIX_CAPABILITY) + 4, 5);
     device.set(u16::from(MSIX_CAPABILITY) + 8, 7);
-    let function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let function = probed(device);
     assert!(function.forbidden_mmio_pages().is_empty());
     assert_eq!(function.mappable_mmio().len(), 2);
 }
@@ -539,7 +544,19 @@ fn unaligned_and_unplaced_bars_map_only_whole_pages() {
     let mut device = FakeFunction::virtio_blk();
     device.set_bar(0, 0x0000_0000, 0xFFFF_0000); // 64 KiB, never placed
     device.set_bar(2, 0xFEBD_2800, 0xFFFF_F800); // 2 KiB at an odd half page
-    let function = AssignedFunction::probe(SLOT_3, device).unwrap();
+    let function = probed(device);
     assert_eq!(function.bars()[0], Bar::Memory { address: 0, size_bytes: 0x1_0000, is_64bit: false, prefetchable: false });
     assert!(function.mappable_mmio().iter().all(|range| range.bar_index == 4));
+}
+
+#[test]
+fn table_and_pba_apart_leave_holes_between() {
+    let mut device = FakeFunction::virtio_blk();
+    device.set(u16::from(MSIX_CAPABILITY) + 4, 0x1000 | 4);
+    device.set(u16::from(MSIX_CAPABILITY) + 8, 0x3000 | 4);
+    let function = probed(device);
+    let page = |offset: u64| MmioRange { bar_index: 4, start_address: BAR4_ADDRESS + offset, page_count: 1 };
+    assert_eq!(function.forbidden_mmio_pages(), [page(0x1000), page(0x3000)]);
+    let bar1 = MmioRange { bar_index: 1, start_address: u64::from(BAR1_ADDRESS), page_count: 1 };
+    assert_eq!(function.mappable_mmio(), [bar1, page(0x0000), page(0x2000)]);
 }

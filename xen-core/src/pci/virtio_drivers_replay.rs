@@ -132,7 +132,8 @@ fn transport_new(guest: &mut Guest) -> (Found, Vec<Option<(u64, u64)>>) {
 
 #[test]
 fn virtio_drivers_transport_new_works_through_the_filter() {
-    let function = AssignedFunction::probe(Bdf::new(0, 3, 0).unwrap(), FakeFunction::virtio_blk()).unwrap();
+    let mut function = AssignedFunction::probe(Bdf::new(0, 3, 0).unwrap(), FakeFunction::virtio_blk()).unwrap();
+    function.config_space_mut().writes.clear();
     let mut guest = Guest { function, steps: Vec::new() };
     let (found, bars) = transport_new(&mut guest);
     assert_eq!(
