@@ -134,6 +134,17 @@ impl Running {
         String::from_utf8_lossy(&output.stderr).into_owned()
     }
 
+    /// The free frames the hypervisor reported after each teardown that
+    /// left exactly `domains` domains, oldest first (exact, unlike `xl
+    /// info`'s MiB).
+    pub fn frames_free_at(&self, domains: usize) -> Vec<u64> {
+        let needle = format!("{domains} domain(s) left; frames free ");
+        self.log()
+            .lines()
+            .filter_map(|line| line.split(&needle).nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            .collect()
+    }
+
     /// How long it has run.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()

@@ -31,7 +31,7 @@ fn probe_cfg(running: &Running, name: &str, extra: &str, more: &str) -> PathBuf 
     path
 }
 
-fn free_kib(running: &Running) -> u64 {
+fn free_mib(running: &Running) -> u64 {
     let info = running.xl_ok(&["info"]);
     let line = info.lines().find(|line| line.starts_with("free_memory")).unwrap_or_else(|| panic!("no free_memory in:\n{info}"));
     line.split(':').nth(1).and_then(|value| value.trim().split(' ').next()).and_then(|number| number.parse().ok()).unwrap_or_else(|| panic!("{line}"))
@@ -48,7 +48,8 @@ fn xl_drives_the_running_machine() {
     assert!(list.lines().any(|line| line.starts_with("control ") && line.split_whitespace().nth(1) == Some("1")), "{list}");
     assert_eq!(running.xl_ok(&["getenforce"]).trim(), "Enforcing");
     assert!(running.xl_ok(&["dmesg"]).contains("operator channel: COM2"));
-    let before = free_kib(&running);
+    running.wait_for("1 domain(s) left; frames free", STEP);
+    let before = free_mib(&running);
 
     // create: the kernel travels over the channel to the hypervisor's builder.
     let ticker = probe_cfg(&running, "ticker", "action=counter interval_ms=100 duration_ms=600000", "");
@@ -72,15 +73,39 @@ fn xl_drives_the_running_machine() {
     std::thread::sleep(Duration::from_millis(1500));
     assert!(running.count("[ticker] I count") > paused_at, "no output after unpause");
 
+    // console streams its output live.
+    let mut console = std::process::Command::new(xen_tests::running::xl_binary())
+        .args(["--socket", running.socket.to_str().expect("path"), "console", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("xl console");
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = console.kill();
+    let streamed = console.wait_with_output().expect("xl console output");
+    let streamed = String::from_utf8_lossy(&streamed.stdout);
+    assert!(streamed.contains("[ticker] I count"), "xl console showed: {streamed}");
+
     // The store knows it; destroy removes it and its memory comes back.
     let listing = running.xl_ok(&["xenstore-ls", "/local/domain"]);
     assert!(listing.contains("name = \"ticker\""), "{listing}");
     running.xl_ok(&["destroy", "ticker"]);
     running.wait_for("(ticker): torn down", STEP);
     assert!(!running.xl_ok(&["list"]).contains("ticker"));
-    assert_eq!(free_kib(&running), before, "memory back to where it was");
+    assert_eq!(free_mib(&running), before, "xl info: memory back to where it was");
+    let after_ticker = *running.frames_free_at(1).last().expect("a health line");
     let gone = running.xl_err(&["destroy", "ticker"]);
     assert!(gone.contains("ticker"), "{gone}");
+
+    // shutdown powers a domain off; on_poweroff=destroy lets it go.
+    let sleeper = probe_cfg(&running, "sleeper", "action=sleep ms=600000", "");
+    running.xl_ok(&["create", sleeper.to_str().expect("path")]);
+    running.xl_ok(&["shutdown", "sleeper"]);
+    running.wait_for("(sleeper): torn down", STEP);
+    running.wait_for("(sleeper) powered off; on_* action: destroy", STEP);
+    // The same-sized domain torn down the same way leaves the same free
+    // frames: nothing of either stayed behind (the hypervisor's exact count).
+    assert_eq!(running.frames_free_at(1).last(), Some(&after_ticker), "every frame back");
 
     // on_crash=restart brings a crashing domain back.
     let crasher = probe_cfg(&running, "crasher", "action=panic after_ms=300", "on_crash = \"restart\"\n");

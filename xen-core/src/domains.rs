@@ -763,6 +763,7 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
         Command::Destroy(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::DESTROY),
         Command::Pause(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::PAUSE),
         Command::Unpause(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::UNPAUSE),
+        Command::Shutdown(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::SHUTDOWN),
         Command::GetInfo(from) => {
             match hypervisor.domains.iter().filter(|slot| slot.id >= *from).min_by_key(|slot| slot.id).map(|slot| slot.id) {
                 Some(found) => hypervisor.check(caller, found, Class::Domain, domain_permission::GET_DOMAIN_INFO),
@@ -805,6 +806,14 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
             let result = if pause { hypervisor.scheduler.pause(*target) } else { hypervisor.scheduler.unpause(*target) };
             info!("{caller}: {} {target}", if pause { "paused" } else { "unpaused" });
             DomctlResult::Done(if result.is_ok() { 0 } else { -errno::ESRCH }, false)
+        }
+        Command::Shutdown(target) => {
+            if let Err(code) = target_ok(hypervisor, *target) {
+                return DomctlResult::Done(-code, false);
+            }
+            info!("{caller}: shut {target} down (poweroff)");
+            hypervisor.kill(*target, ShutdownReason::Poweroff);
+            DomctlResult::Done(0, false)
         }
         Command::GetInfo(from) => {
             let found = hypervisor.domains.iter().filter(|slot| slot.id >= *from).min_by_key(|slot| slot.id).map(|slot| slot.id);

@@ -22,6 +22,8 @@ pub enum Command {
     Unpause(DomId),
     /// Describe the first domain with an id >= this.
     GetInfo(DomId),
+    /// Shut a domain down (poweroff).
+    Shutdown(DomId),
 }
 
 /// What `CREATE_DOMAIN` asks for.
@@ -74,6 +76,7 @@ pub fn parse(block: &[u8; domctl::SIZE]) -> Result<Command, i64> {
         domctl::DESTROY_DOMAIN => target().map(Command::Destroy),
         domctl::PAUSE_DOMAIN => target().map(Command::Pause),
         domctl::UNPAUSE_DOMAIN => target().map(Command::Unpause),
+        domctl::SHUTDOWN_DOMAIN => target().map(Command::Shutdown),
         domctl::GET_DOMAIN_INFO => Ok(Command::GetInfo(domain)),
         _ => Err(errno::ENOSYS),
     }
@@ -190,6 +193,7 @@ mod tests {
     fn simple_commands() {
         assert_eq!(parse(&block(domctl::PAUSE_DOMAIN, 3)), Ok(Command::Pause(DomId(3))));
         assert_eq!(parse(&block(domctl::UNPAUSE_DOMAIN, 3)), Ok(Command::Unpause(DomId(3))));
+        assert_eq!(parse(&block(domctl::SHUTDOWN_DOMAIN, 3)), Ok(Command::Shutdown(DomId(3))));
         assert_eq!(parse(&block(domctl::DESTROY_DOMAIN, 3)), Ok(Command::Destroy(DomId(3))));
         assert_eq!(parse(&block(domctl::GET_DOMAIN_INFO, 0)), Ok(Command::GetInfo(DomId(0))));
         assert_eq!(parse(&block(domctl::PAUSE_DOMAIN, 0x7ff0)), Err(errno::ESRCH));

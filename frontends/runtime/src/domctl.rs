@@ -260,6 +260,11 @@ pub fn pause_domain(domain: u16) -> Result<(), Errno> {
     call(&mut encode_header(domctl::PAUSE_DOMAIN, domain)).map(drop)
 }
 
+/// Ours (`SHUTDOWN_DOMAIN`): shuts `domain` down as a poweroff.
+pub fn shutdown_domain(domain: u16) -> Result<(), Errno> {
+    call(&mut encode_header(domctl::SHUTDOWN_DOMAIN, domain)).map(drop)
+}
+
 /// `XEN_DOMCTL_unpausedomain`: lets a paused `domain` run again.
 pub fn unpause_domain(domain: u16) -> Result<(), Errno> {
     call(&mut encode_header(domctl::UNPAUSE_DOMAIN, domain)).map(drop)

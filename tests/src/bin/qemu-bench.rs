@@ -108,9 +108,9 @@ struct XlFigures {
     create_instructions: u64,
     /// Wall time of 100 create/destroy cycles.
     cycles_s: f64,
-    /// Free memory before and after the cycles, KiB.
-    free_before_kib: u64,
-    free_after_kib: u64,
+    /// Free frames before and after the cycles (the hypervisor's count).
+    free_before: u64,
+    free_after: u64,
 }
 
 fn xl_machine() -> Machine {
@@ -125,14 +125,6 @@ fn xl_cfg(running: &xen_tests::running::Running, name: &str, extra: &str) -> std
     );
     std::fs::write(&path, text).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
     path
-}
-
-fn free_kib(running: &xen_tests::running::Running) -> u64 {
-    let info = running.xl_ok(&["info"]);
-    info.lines()
-        .find(|line| line.starts_with("free_memory"))
-        .and_then(|line| line.split(':').nth(1)?.trim().split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no free_memory in {info}"))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -157,7 +149,8 @@ fn xl_figures() -> XlFigures {
         running.wait_for(&format!("[{name}] I hello from the probe"), step);
         walls.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    let free_before_kib = free_kib(&running);
+    running.wait_for("1 domain(s) left; frames free", step);
+    let free_before = *running.frames_free_at(1).last().unwrap_or(&0);
     let started = Instant::now();
     let cfg = xl_cfg(&running, "cycle", "action=sleep ms=600000");
     for _ in 0..100 {
@@ -167,7 +160,7 @@ fn xl_figures() -> XlFigures {
     let cycles_s = started.elapsed().as_secs_f64();
     // Teardown finishes in bounded steps after destroy returns.
     std::thread::sleep(Duration::from_millis(500));
-    let free_after_kib = free_kib(&running);
+    let free_after = *running.frames_free_at(1).last().unwrap_or(&0);
     drop(running);
 
     let counted = Running::start_with(&xl_machine(), &ICOUNT);
@@ -190,8 +183,8 @@ fn xl_figures() -> XlFigures {
         create_ms: median(walls),
         create_instructions: median(instructions) as u64,
         cycles_s,
-        free_before_kib,
-        free_after_kib,
+        free_before,
+        free_after,
     }
 }
 
@@ -279,7 +272,7 @@ the domain's first console output, in a second run under `-icount` (median of 5 
 | `xl create` to the domain's first line, wall (4 MiB domain) | {create_ms:.0} ms |\n\
 | build start to first output, instructions under `-icount` | {create_instructions} |\n\
 | 100 `xl create` + `xl destroy` cycles, wall | {cycles_s:.1} s ({per_cycle:.0} ms a cycle) |\n\
-| free memory before / after the 100 cycles | {free_before} / {free_after} KiB |\n\n\
+| free frames before / after the 100 cycles (the hypervisor's exact count) | {free_before} / {free_after} |\n\n\
 Anchors: LightVM creates a Xen domain in 2.3 ms; stock `xl` takes 1–2.5 s with devices. Most of\n\
 our wall time is the serial transfer of the kernel (115200-baud UART emulation moving bytes as\n\
 fast as the guest reads them) and TCG, not the builder.\n\n\
@@ -288,8 +281,8 @@ fast as the guest reads them) and TCG, not the builder.\n\n\
         create_instructions = xl.create_instructions,
         cycles_s = xl.cycles_s,
         per_cycle = xl.cycles_s * 10.0,
-        free_before = xl.free_before_kib,
-        free_after = xl.free_after_kib,
+        free_before = xl.free_before,
+        free_after = xl.free_after,
         diff = null.saturating_sub(bare),
         switch = yield_trip / 2,
     );

@@ -171,11 +171,14 @@ pub fn run(service: &mut Service, request: Request) -> Result<Response, Failure>
             Ok(Response::Ok)
         }
         Request::Shutdown { domain } => {
-            // Xen's way: ask through the store; a domain that watches
-            // `control/shutdown` powers off (ours log the request).
+            // Xen asks a PV guest through the store (`control/shutdown`);
+            // ours do not watch it, so the hypervisor shuts it down as a
+            // poweroff and `on_poweroff` applies. The node is written too,
+            // for guests that do.
             let found = resolve(&domain)?;
             let path = format!("/local/domain/{}/control/shutdown", found.domain);
-            service.store.write(service.admin, 0, &path, b"poweroff").map_err(|error| Failure::new(wire_errno::EIO, format!("{path}: {}", error.name())))?;
+            let _ = service.store.write(service.admin, 0, &path, b"poweroff");
+            domctl::shutdown_domain(found.domain).map_err(|errno| Failure::from_errno(errno, &format!("shutdown {domain}")))?;
             Ok(Response::Ok)
         }
         Request::GetEnforce => {

@@ -28,6 +28,10 @@ pub const UNPAUSE_DOMAIN: u32 = 4;
 /// `XEN_DOMCTL_getdomaininfo`: fills the info payload for `domain`, or
 /// for the first domain with an id >= `domain` (so a caller can list all).
 pub const GET_DOMAIN_INFO: u32 = 5;
+/// Ours (Xen asks a PV guest through the store's `control/shutdown`, which
+/// our guests do not watch): shut `domain` down as if it had asked to power
+/// off, so the toolstack's `on_poweroff` applies. Policy: `domain { shutdown }`.
+pub const SHUTDOWN_DOMAIN: u32 = 0x80;
 
 /// Field offsets of the block header.
 pub mod header {
