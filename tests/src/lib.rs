@@ -1,8 +1,9 @@
 //! The QEMU harness. It builds the bare-metal images (once per test
 //! process), boots them on `q35` under TCG with the serial console captured
 //! and `isa-debug-exit` wired up, enforces a deadline so no test can hang,
-//! and turns the exit code into an [`Outcome`]. `make run` uses the same
-//! QEMU command line through the `run-machine` binary.
+//! and turns the exit code into an [`Outcome`]. `make run` is `xl boot`,
+//! whose QEMU command line (`toolstack::qemu`) is this one plus the
+//! operator's channel; [`running`] starts that kind of machine for tests.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
