@@ -62,10 +62,14 @@ fn a_policy_that_breaks_a_neverallow_does_not_compile() {
 
 /// The default machine (`make run`): the untrusted domain's attack script
 /// is refused step by step, each policy denial logged as an AVC line, while
-/// banking's ring to the driver carries on to the end.
+/// banking's ring to the driver carries on to the end. Its control domain's
+/// agent is told to power off once the others are gone (`until=alone`), so
+/// the run ends.
 fn default_machine_bundle(tag: &str) -> std::path::PathBuf {
     let directory = xen_tests::workspace_root().join("toolstack").join("machines").join("default");
-    let launch = toolstack::launch::load(&directory).expect("the default launch description");
+    let mut launch = toolstack::launch::load(&directory).expect("the default launch description");
+    let control = launch.domains.iter_mut().find(|domain| domain.control_domain).expect("a control domain");
+    control.command_line = "until=alone".into();
     let bytes = toolstack::bundle::build(&launch).expect("the default bundle");
     let bundle = xen_tests::workspace_root().join("target").join("test-machines").join(format!("default-{tag}-{}.bin", std::process::id()));
     std::fs::create_dir_all(bundle.parent().expect("a parent")).expect("create the directory");
@@ -90,7 +94,8 @@ fn the_default_machine_refuses_every_attack_and_banking_carries_on() {
     let bundle = default_machine_bundle("enforcing");
     let boot = xen_tests::boot_image(xen_tests::build_images(), "on_idle=poweroff", Some(&bundle), std::time::Duration::from_secs(240));
     boot.expect_outcome(Outcome::PoweredOff)
-        .expect_log("script: 6 steps, 6 passed, 0 failed")
+        .expect_log("store: domain 4 (untrusted) connected")
+        .expect_log("store: every other domain is gone; powering off")
         .expect_log("script: 21 steps, 21 passed, 0 failed")
         .expect_log("denied: system_u:system_r:untrusted_t -> system_u:system_r:banking_t")
         .expect_log("avc:  denied  { map_read map_write } for domid=4 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:banking_t tclass=grant")
