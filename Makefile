@@ -35,7 +35,7 @@ deps:
 	@rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-none || rustup target add x86_64-unknown-none
 
 images: deps
-	$(CARGO) build --release -p xen-core -p hello-domain -p probe-domain -p control-agent --target x86_64-unknown-none --target-dir target/images
+	$(CARGO) build --release -p xen-core -p hello-domain -p probe-domain -p control-agent -p driver-kernel --target x86_64-unknown-none --target-dir target/images
 
 run: images
 	@$(CARGO) build --quiet -p toolstack --bin xl
@@ -49,7 +49,7 @@ test: images lint
 
 lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release -p xen-core -p guest-runtime -p hello-domain -p probe-domain -p control-agent --target x86_64-unknown-none --target-dir target/images -- -D warnings
+	$(CARGO) clippy --release -p xen-core -p guest-runtime -p hello-domain -p probe-domain -p control-agent -p driver-kernel --target x86_64-unknown-none --target-dir target/images -- -D warnings
 
 bench: images
 	@echo "bench: ring vs rtrb vs ArrayQueue (median of 5 interleaved runs; the table goes into BENCHMARKS.md by hand)"

@@ -364,3 +364,27 @@ mod implementation {
         }
     }
 }
+
+impl SharedPage<'_> {
+    /// Copies data out of a shared *data* page (a granted I/O page, not a ring): the
+    /// `destination.len()` bytes from `offset`, one relaxed 32-bit load per word. Offset
+    /// and length must be multiples of 4 inside the page (whole sectors are); whatever
+    /// the peer writes meanwhile, the copy is ours afterwards.
+    ///
+    /// # Panics
+    ///
+    /// If the range is unaligned or outside the page.
+    pub fn copy_out(&self, offset: usize, destination: &mut [u8]) {
+        self.read_words(offset, destination);
+    }
+
+    /// Copies `source` into a shared *data* page at `offset`, one relaxed 32-bit store per
+    /// word (offset and length multiples of 4 inside the page).
+    ///
+    /// # Panics
+    ///
+    /// If the range is unaligned or outside the page.
+    pub fn copy_in(&self, offset: usize, source: &[u8]) {
+        self.write_words(offset, source);
+    }
+}

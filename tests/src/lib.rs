@@ -50,7 +50,7 @@ pub fn build_images() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let output = Command::new(cargo)
             .current_dir(workspace_root())
-            .args(["build", "--release", "-p", "xen-core", "-p", "hello-domain", "-p", "probe-domain", "-p", "control-agent"])
+            .args(["build", "--release", "-p", "xen-core", "-p", "hello-domain", "-p", "probe-domain", "-p", "control-agent", "-p", "driver-kernel"])
             .args(["--target", "x86_64-unknown-none", "--target-dir"])
             .arg(image_target_dir())
             .output()

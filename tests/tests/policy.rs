@@ -62,7 +62,7 @@ fn a_policy_that_breaks_a_neverallow_does_not_compile() {
 
 /// The default machine (`make run`): the untrusted domain's attack script
 /// is refused step by step, each policy denial logged as an AVC line, while
-/// banking's ring to the driver carries on to the end. Its control domain's
+/// banking writes and checks its disk through the driver domain. Its control domain's
 /// agent is told to power off once the others are gone (`until=alone`), so
 /// the run ends.
 fn default_machine_bundle(tag: &str) -> std::path::PathBuf {
@@ -70,6 +70,9 @@ fn default_machine_bundle(tag: &str) -> std::path::PathBuf {
     let mut launch = toolstack::launch::load(&directory).expect("the default launch description");
     let control = launch.domains.iter_mut().find(|domain| domain.control_domain).expect("a control domain");
     control.command_line = "until=alone".into();
+    // The driver domain stops once banking's disk has come and gone.
+    let driver = launch.domains.iter_mut().find(|domain| domain.driver_domain).expect("a driver domain");
+    driver.command_line = "exit-after=1".into();
     let bytes = toolstack::bundle::build(&launch).expect("the default bundle");
     let bundle = xen_tests::workspace_root().join("target").join("test-machines").join(format!("default-{tag}-{}.bin", std::process::id()));
     std::fs::create_dir_all(bundle.parent().expect("a parent")).expect("create the directory");
@@ -77,10 +80,21 @@ fn default_machine_bundle(tag: &str) -> std::path::PathBuf {
     bundle
 }
 
+/// Boots the default machine's bundle with its disk (a fresh image), as `xl boot` would.
+fn boot_default(bundle: &std::path::Path, command_line: &str, tag: &str) -> xen_tests::Boot {
+    let image = bundle.with_file_name(format!("default-{tag}-{}.img", std::process::id()));
+    std::fs::write(&image, vec![0u8; 8 << 20]).expect("disk image");
+    let drive = format!("file={},if=none,id=disk0,format=raw", image.display());
+    let extra = ["-drive", &drive, "-device", "virtio-blk-pci,drive=disk0,addr=03.0,disable-legacy=on"];
+    let boot = xen_tests::boot_image_with(xen_tests::build_images(), command_line, Some(bundle), std::time::Duration::from_secs(240), &extra);
+    let _ = std::fs::remove_file(image);
+    boot
+}
+
 #[test]
 fn in_permissive_mode_the_same_attacks_are_logged_and_let_through() {
     let bundle = default_machine_bundle("permissive");
-    let boot = xen_tests::boot_image(xen_tests::build_images(), "on_idle=poweroff flask=permissive", Some(&bundle), std::time::Duration::from_secs(240));
+    let boot = boot_default(&bundle, "on_idle=poweroff flask=permissive", "permissive");
     boot.expect_outcome(Outcome::PoweredOff)
         .expect_log("PERMISSIVE")
         .expect_log("avc:  denied  { pause } for domid=4 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:banking_t tclass=domain")
@@ -92,15 +106,17 @@ fn in_permissive_mode_the_same_attacks_are_logged_and_let_through() {
 #[test]
 fn the_default_machine_refuses_every_attack_and_banking_carries_on() {
     let bundle = default_machine_bundle("enforcing");
-    let boot = xen_tests::boot_image(xen_tests::build_images(), "on_idle=poweroff", Some(&bundle), std::time::Duration::from_secs(240));
+    let boot = boot_default(&bundle, "on_idle=poweroff", "enforcing");
     boot.expect_outcome(Outcome::PoweredOff)
         .expect_log("store: domain 4 (untrusted) connected")
         .expect_log("store: every other domain is gone; powering off")
         .expect_log("script: 21 steps, 21 passed, 0 failed")
         .expect_log("denied: system_u:system_r:untrusted_t -> system_u:system_r:banking_t")
         .expect_log("avc:  denied  { map_read map_write } for domid=4 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:banking_t tclass=grant")
-        .expect_log("ring-front: 4000000 round trips")
-        .expect_log("ring-back: served 4000000 requests")
+        .expect_log("pci 00:03.0: assigned to d2 (driver)")
+        .expect_log("blk-pattern: wrote 4096 sectors")
+        .expect_log("flushed (0 errors), read back 4096 sectors (0 errors): 0 mismatches")
+        .expect_log("blk-pattern: ok")
         .expect_no_log(": FAIL")
         .expect_no_log("shutdown: crash")
         .expect_no_log("LEAK");

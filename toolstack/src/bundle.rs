@@ -66,6 +66,25 @@ pub fn assemble(launch: &Launch) -> Result<BuiltBundle, Error> {
             message: format!("{count} domains: a bundle holds 1 to {MAX_DOMAINS}"),
         });
     }
+    // The disks the domains are given become the control domain's
+    // `devices=` word: its agent publishes them in the store at boot.
+    let device_word = crate::devices::device_word(&launch.domains).map_err(|(name, message)| Error::Domain {
+        name: name.clone(),
+        source: launch.domains.iter().find(|domain| domain.name == name).map(|domain| domain.source.clone()).unwrap_or_default(),
+        message,
+    })?;
+    let with_devices = match device_word {
+        Some(word) => {
+            let mut copy = launch.clone();
+            let Some(control) = copy.domains.iter_mut().find(|domain| domain.control_domain) else {
+                return Err(Error::Bundle { message: "disks need a control domain to publish them in the store".to_string() });
+            };
+            control.command_line = format!("{} devices={word}", control.command_line).trim_start().to_string();
+            Some(copy)
+        }
+        None => None,
+    };
+    let launch = with_devices.as_ref().unwrap_or(launch);
     let records_end = HEADER_SIZE + count * RECORD_SIZE;
     let mut bytes = vec![0u8; records_end];
     let mut domains: Vec<BuiltDomain> = Vec::with_capacity(count);

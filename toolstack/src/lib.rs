@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod config;
 pub mod control;
+pub mod devices;
 pub mod elf;
 pub mod launch;
 pub mod policy;

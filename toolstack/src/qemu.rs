@@ -67,6 +67,9 @@ pub struct Machine {
     pub control_socket: Option<PathBuf>,
     /// More QEMU arguments, first on the command line (e.g. `-icount`).
     pub extra: Vec<String>,
+    /// A raw disk image served as a virtio-blk function (modern only) at
+    /// this PCI device number on bus 0, for the driver domain.
+    pub disk: Option<(PathBuf, u8)>,
 }
 
 impl Machine {
@@ -80,6 +83,7 @@ impl Machine {
             console,
             control_socket: None,
             extra: Vec::new(),
+            disk: None,
         }
     }
 
@@ -99,6 +103,13 @@ impl Machine {
         if let Some(bundle) = &self.bundle {
             arguments.push("-initrd".into());
             arguments.push(bundle.clone().into_os_string());
+        }
+        if let Some((image, device)) = &self.disk {
+            let path = image.to_string_lossy().replace(',', ",,");
+            arguments.push("-drive".into());
+            arguments.push(format!("file={path},if=none,id=disk0,format=raw").into());
+            arguments.push("-device".into());
+            arguments.push(format!("virtio-blk-pci,drive=disk0,addr={device:02x}.0,disable-legacy=on").into());
         }
         let console: &[&str] = match self.console {
             Console::Captured | Console::Stdout => &["-serial", "stdio", "-monitor", "none"],

@@ -3,12 +3,12 @@
 //! that breaks its ring is disconnected alone; everyone else keeps being served.
 
 use alloc::vec::Vec;
-use ring_protocol::blkif::{Blkif, BlkifRequest, BlkifResponse};
-use ring_protocol::{Backend, RingError, SharedPage};
+use ring_protocol::blkif::{Blkif, BlkifRequest, BlkifResponse, STATUS_OKAY};
+use ring_protocol::{Backend, MalformedEntry, RingError, SharedPage};
 use xen_abi::DomId;
 
 use crate::disk::VirtualDisk;
-use crate::executor::{BlockOperation, Executor};
+use crate::executor::{BlockOperation, ExecuteError, Executor};
 use crate::request::{plan, status_of, Rejection, Work};
 
 /// A frontend's place in the backend's table (stable for the backend's lifetime).
@@ -44,6 +44,32 @@ pub enum SetupError {
     InvalidDomain,
 }
 
+/// Why one request was answered with an error status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// It did not decode (segment count, sector range in a page, operation).
+    Malformed(MalformedEntry),
+    /// It decoded but validation refused it (range, mode, segments).
+    Rejected(Rejection),
+    /// The executor failed it (a grant that would not map, a device error).
+    Failed(ExecuteError),
+}
+
+/// One request answered with an error status, for the integration's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Whose request.
+    pub frontend: FrontendId,
+    /// The request's id (echoed in the response).
+    pub id: u64,
+    /// Its operation code.
+    pub operation: u8,
+    /// The status it was answered with.
+    pub status: i16,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
 /// What one round of service did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoundReport {
@@ -54,6 +80,8 @@ pub struct RoundReport {
     /// Whether some frontend still has requests waiting: run another round without
     /// waiting for an event.
     pub more_pending: bool,
+    /// Requests answered with an error status in this round, in order.
+    pub refused: Vec<Refusal>,
 }
 
 struct Connection<'page> {
@@ -192,7 +220,13 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
             let index = (start + offset) % count;
             let connection = &mut self.connections[index];
             connection.served_this_round = 0;
-            let outcome = serve_frontend(connection, &mut self.executor, cap);
+            let outcome = serve_frontend(
+                connection,
+                &mut self.executor,
+                cap,
+                FrontendId(index),
+                &mut report.refused,
+            );
             report.requests_served += connection.served_this_round;
             match outcome {
                 Ok(Service { notify, pending }) => {
@@ -225,6 +259,8 @@ fn serve_frontend<E: Executor>(
     connection: &mut Connection<'_>,
     executor: &mut E,
     cap: u32,
+    frontend: FrontendId,
+    refused: &mut Vec<Refusal>,
 ) -> Result<Service, RingError> {
     let Some(ring) = connection.ring.as_mut() else {
         return Ok(Service {
@@ -233,19 +269,32 @@ fn serve_frontend<E: Executor>(
         });
     };
     for _ in 0..cap {
-        let response = match ring.next_request() {
+        let (response, reason) = match ring.next_request() {
             Ok(None) => break,
             Ok(Some(request)) => {
-                let status = handle(&request, connection.domain, &connection.disk, executor);
-                BlkifResponse::to(&request, status)
+                let (status, reason) =
+                    handle(&request, connection.domain, &connection.disk, executor);
+                (BlkifResponse::to(&request, status), reason)
             }
-            Err(RingError::Malformed(malformed)) => BlkifResponse::for_malformed(&malformed),
+            Err(RingError::Malformed(malformed)) => (
+                BlkifResponse::for_malformed(&malformed),
+                Some(RefusalReason::Malformed(malformed)),
+            ),
             Err(error) => return Err(error),
         };
+        if let Some(reason) = reason.filter(|_| response.status != STATUS_OKAY) {
+            refused.push(Refusal {
+                frontend,
+                id: response.id,
+                operation: response.operation,
+                status: response.status,
+                reason,
+            });
+        }
         ring.push_response(&response)?;
         connection.served_this_round += 1;
         connection.counters.requests_served += 1;
-        if response.status != ring_protocol::blkif::STATUS_OKAY {
+        if response.status != STATUS_OKAY {
             connection.counters.errors += 1;
         }
     }
@@ -255,16 +304,22 @@ fn serve_frontend<E: Executor>(
     Ok(Service { notify, pending })
 }
 
-/// Validates one request and has the executor carry it out; returns the blkif status.
+/// Validates one request and has the executor carry it out; returns the blkif status
+/// and, for an error, why.
 fn handle<E: Executor>(
     request: &BlkifRequest,
     domain: DomId,
     disk: &VirtualDisk,
     executor: &mut E,
-) -> i16 {
+) -> (i16, Option<RefusalReason>) {
     let work = match plan(request, disk) {
         Ok(work) => work,
-        Err(rejection) => return Rejection::status(rejection),
+        Err(rejection) => {
+            return (
+                Rejection::status(rejection),
+                Some(RefusalReason::Rejected(rejection)),
+            )
+        }
     };
     let result = match &work {
         Work::Read(segments) => executor.execute(&BlockOperation::Read {
@@ -292,5 +347,5 @@ fn handle<E: Executor>(
             secure: *secure,
         }),
     };
-    status_of(result)
+    (status_of(result), result.err().map(RefusalReason::Failed))
 }

@@ -26,7 +26,8 @@ pub mod memory;
 mod request;
 
 pub use backend::{
-    BlockBackend, DisconnectReason, FrontendCounters, FrontendId, RoundReport, SetupError,
+    BlockBackend, DisconnectReason, FrontendCounters, FrontendId, Refusal, RefusalReason,
+    RoundReport, SetupError,
 };
 pub use disk::{DiskError, DiskMode, VirtualDisk, SECTOR_SIZE_BYTES};
 pub use executor::{BlockOperation, ExecuteError, Executor, GrantRef, SegmentTransfer};

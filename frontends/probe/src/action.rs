@@ -133,6 +133,8 @@ pub enum Action {
     DummyFront,
     /// Probe and flood the store.
     StoreAttack,
+    /// The block frontend: write, flush, read back and check a pattern.
+    BlkPattern,
     /// Try the operator's channel, log and figures.
     OperatorSteal,
     /// Examine the assigned PCI function through the hypervisor.
@@ -197,6 +199,7 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::PciProbe, "pci-probe", Expectation::Poweroff, "describe the assigned function, size and try to move a BAR, walk the capabilities, read a mapped BAR, try other functions"),
     (Action::PciSteal, "pci-steal", Expectation::Poweroff, "device calls without an assigned device (all refused)"),
     (Action::OperatorSteal, "operator-steal", Expectation::Poweroff, "read and write the operator's channel, read the log, physinfo and exit records (all refused)"),
+    (Action::BlkPattern, "blk-pattern", Expectation::Poweroff, "vbd id= (51712) as blkfront: write a pattern, flush, read back, check (read-only: a write refused, reads checked if check= (1))"),
     (Action::StoreAttack, "store-attack", Expectation::Poweroff, "try victim='s and backend='s store nodes (all refused), then flood the store: watches, nodes, flood= (2000) requests"),
 ];
 

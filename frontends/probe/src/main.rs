@@ -13,6 +13,7 @@ extern crate alloc;
 
 mod action;
 mod bench;
+mod blk;
 mod control;
 mod events;
 mod grant_self;
@@ -214,6 +215,7 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         Action::DummyBack => xenbus_dummy::dummy_back(info),
         Action::DummyFront => xenbus_dummy::dummy_front(info),
         Action::StoreAttack => xenbus_dummy::store_attack(info),
+        Action::BlkPattern => blk::blk_pattern(info),
         Action::Snoop => snoop::snoop(info),
         Action::EventFlood => events::event_flood(info),
         Action::EventSink => events::event_sink(info),

@@ -7,7 +7,14 @@
 //!
 //! Devices are named on the agent's command line (`devices=`), which the
 //! toolstack writes from the domains' configurations:
-//! `devices=KIND:FRONT:BACK:ID[,KIND:FRONT:BACK:ID...]`.
+//! `devices=KIND:FRONT:BACK:ID[:START+SECTORS[:MODE]][,...]`.
+//!
+//! A `vbd` may name its extent of the backend's physical disk
+//! (`START+SECTORS`, in 512-byte sectors) and its mode (`r` or `w`, default
+//! `w`): the agent writes them, as Xen's toolstack does, into the backend
+//! directory as `params` (`START+SECTORS`) and `mode`, nodes the control
+//! domain owns and the backend and frontend may only read. The backend
+//! (blkback) publishes `sectors`, `sector-size` and `info` itself.
 
 use alloc::format;
 use alloc::string::String;
@@ -30,6 +37,35 @@ pub struct Device {
     pub backend: u32,
     /// The device id.
     pub id: u32,
+    /// A `vbd`'s extent of the physical disk, if named.
+    pub extent: Option<Extent>,
+}
+
+/// A virtual disk's place on the backend's physical disk and its mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// Its first physical sector.
+    pub start_sector: u64,
+    /// Its size in sectors (at least 1).
+    pub sectors: u64,
+    /// Whether it refuses writes (`mode` `r`).
+    pub read_only: bool,
+}
+
+/// Parses `START+SECTORS` and an optional mode (`r` or `w`).
+fn parse_extent(range: &str, mode: Option<&str>) -> Option<Extent> {
+    let (start, count) = range.split_once('+')?;
+    let decimal = |text: &str| (!text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse::<u64>().ok()).flatten();
+    let (start_sector, sectors) = (decimal(start)?, decimal(count)?);
+    if sectors == 0 || start_sector.checked_add(sectors).is_none() {
+        return None;
+    }
+    let read_only = match mode {
+        None | Some("w") => false,
+        Some("r") => true,
+        Some(_) => return None,
+    };
+    Some(Extent { start_sector, sectors, read_only })
 }
 
 /// A `devices=` value that does not parse: which entry and why.
@@ -41,7 +77,7 @@ pub struct DeviceSpecError {
     pub expected: &'static str,
 }
 
-/// Parses `KIND:FRONT:BACK:ID[,...]`.
+/// Parses `KIND:FRONT:BACK:ID[:START+SECTORS[:MODE]][,...]`.
 ///
 /// # Errors
 ///
@@ -52,8 +88,11 @@ pub fn parse(spec: &str) -> Result<Vec<Device>, DeviceSpecError> {
     for entry in spec.split(',').filter(|entry| !entry.is_empty()) {
         let fail = |expected| DeviceSpecError { entry: String::from(entry), expected };
         let parts: Vec<&str> = entry.split(':').collect();
-        let [kind, frontend, backend, id] = parts[..] else {
-            return Err(fail("KIND:FRONTEND:BACKEND:ID"));
+        let (kind, frontend, backend, id, range, mode) = match parts[..] {
+            [kind, frontend, backend, id] => (kind, frontend, backend, id, None, None),
+            [kind, frontend, backend, id, range] => (kind, frontend, backend, id, Some(range), None),
+            [kind, frontend, backend, id, range, mode] => (kind, frontend, backend, id, Some(range), Some(mode)),
+            _ => return Err(fail("KIND:FRONTEND:BACKEND:ID[:START+SECTORS[:MODE]]")),
         };
         let kind_ok = !kind.is_empty() && kind.len() <= 16 && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !kind_ok {
@@ -66,7 +105,12 @@ pub fn parse(spec: &str) -> Result<Vec<Device>, DeviceSpecError> {
         if frontend == backend || frontend > u32::from(u16::MAX) || backend > u32::from(u16::MAX) {
             return Err(fail("two different domain ids below 65536"));
         }
-        let device = Device { kind: String::from(kind), frontend, backend, id };
+        let extent = match range {
+            None => None,
+            Some(_) if kind != "vbd" => return Err(fail("an extent only for a vbd")),
+            Some(range) => Some(parse_extent(range, mode).ok_or_else(|| fail("START+SECTORS (decimal, at least one sector) and mode r or w"))?),
+        };
+        let device = Device { kind: String::from(kind), frontend, backend, id, extent };
         if devices.iter().any(|d| d.kind == device.kind && d.frontend == frontend && d.id == id) {
             return Err(fail("each device once"));
         }
@@ -134,6 +178,18 @@ impl Device {
             }
             store.set_perms(admin, 0, path, perms)?;
         }
+        if let Some(extent) = &self.extent {
+            // The toolstack's own nodes: the backend and the frontend may read
+            // them, neither may change them.
+            let toolstack = Perms::new(admin_domid(), Access::None).with(self.backend, Access::Read).with(self.frontend, Access::Read);
+            let mode: &[u8] = if extent.read_only { b"r" } else { b"w" };
+            let params = format!("{}+{}", extent.start_sector, extent.sectors);
+            for (name, value) in [("params", params.as_bytes()), ("mode", mode)] {
+                let path = format!("{back}/{name}");
+                store.write(admin, 0, &path, value)?;
+                store.set_perms(admin, 0, &path, &toolstack)?;
+            }
+        }
         Ok(())
     }
 
@@ -143,6 +199,11 @@ impl Device {
         let _ = store.rm(admin, 0, &self.backend_path());
         let _ = store.rm(admin, 0, &self.frontend_path());
     }
+}
+
+/// The control domain's id, which owns the toolstack's nodes.
+fn admin_domid() -> u32 {
+    0
 }
 
 #[cfg(test)]
@@ -158,7 +219,13 @@ mod tests {
         assert_eq!(devices[1].frontend_path(), "/local/domain/3/device/dummy/0");
         assert_eq!(parse("").unwrap(), []);
         for (bad, expected) in [
-            ("vbd:2:1", "KIND:FRONTEND:BACKEND:ID"),
+            ("vbd:2:1", "KIND:FRONTEND:BACKEND:ID[:START+SECTORS[:MODE]]"),
+            ("vbd:2:1:0:1+2:r:x", "KIND:FRONTEND:BACKEND:ID[:START+SECTORS[:MODE]]"),
+            ("dummy:2:1:0:1+2", "an extent only for a vbd"),
+            ("vbd:2:1:0:1+0", "START+SECTORS (decimal, at least one sector) and mode r or w"),
+            ("vbd:2:1:0:+5", "START+SECTORS (decimal, at least one sector) and mode r or w"),
+            ("vbd:2:1:0:18446744073709551615+1", "START+SECTORS (decimal, at least one sector) and mode r or w"),
+            ("vbd:2:1:0:1+5:x", "START+SECTORS (decimal, at least one sector) and mode r or w"),
             ("v/d:2:1:0", "a device class of letters, digits and '-'"),
             ("vbd:02:1:0", "decimal domain ids and device id"),
             ("vbd:2:2:0", "two different domain ids below 65536"),
@@ -196,5 +263,31 @@ mod tests {
         assert_eq!(store.read(other, 0, back_state), Err(XsError::Acces));
         device.withdraw(&mut store, admin);
         assert_eq!(store.read(back, 0, back_state), Err(XsError::Noent));
+    }
+
+    #[test]
+    fn a_vbd_extent_is_the_toolstacks_and_readable_by_both_halves_only() {
+        let devices = parse("vbd:3:2:51712:2048+4096:r,vbd:4:2:51712:0+8").unwrap();
+        assert_eq!(devices[0].extent, Some(Extent { start_sector: 2048, sectors: 4096, read_only: true }));
+        assert_eq!(devices[1].extent, Some(Extent { start_sector: 0, sectors: 8, read_only: false }));
+        let mut store = Store::new(Config::default());
+        let admin = store.connect(0);
+        for domid in [2, 3, 5] {
+            let home = format!("/local/domain/{domid}");
+            store.mkdir(admin, 0, &home).unwrap();
+            store.set_perms(admin, 0, &home, &Perms::new(domid, Access::None)).unwrap();
+        }
+        devices[0].publish(&mut store, admin).unwrap();
+        let (front, back, other) = (store.connect(3), store.connect(2), store.connect(5));
+        let params = "/local/domain/2/backend/vbd/3/51712/params";
+        let mode = "/local/domain/2/backend/vbd/3/51712/mode";
+        assert_eq!(store.read(back, 0, params).unwrap(), b"2048+4096");
+        assert_eq!(store.read(front, 0, mode).unwrap(), b"r");
+        assert_eq!(store.write(back, 0, params, b"0+999999"), Err(XsError::Acces), "the backend cannot widen its extent");
+        assert_eq!(store.write(back, 0, mode, b"w"), Err(XsError::Acces));
+        assert_eq!(store.read(other, 0, params), Err(XsError::Acces));
+        // What the backend publishes for the frontend, it may write.
+        store.write(back, 0, "/local/domain/2/backend/vbd/3/51712/sectors", b"4096").unwrap();
+        assert_eq!(store.read(front, 0, "/local/domain/2/backend/vbd/3/51712/sectors").unwrap(), b"4096");
     }
 }

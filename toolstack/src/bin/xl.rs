@@ -112,6 +112,10 @@ enum Command {
         /// Build the bundle and print the QEMU command instead of running it.
         #[arg(long)]
         dry_run: bool,
+        /// The raw disk image behind the driver domain's virtio-blk
+        /// (default: target/xl/<launch dir>-disk.img, made sparse, 64 MiB).
+        #[arg(long, value_name = "FILE")]
+        disk: Option<PathBuf>,
     },
     /// Create a domain from an xl.cfg file; its kernel travels over the
     /// control channel. Prints the new domain's id.
@@ -265,6 +269,7 @@ fn main() -> ExitCode {
             hypervisor,
             append,
             dry_run,
+            disk,
         } => boot::boot(&boot::BootOptions {
             launch_dir: launch_dir
                 .clone()
@@ -275,6 +280,7 @@ fn main() -> ExitCode {
             command_line: append.clone(),
             socket: cli.socket.clone(),
             dry_run: *dry_run,
+            disk: disk.clone(),
         }),
         command => runtime::run(&channel, command),
     };

@@ -21,7 +21,12 @@ pub(crate) struct BootOptions {
     pub(crate) socket: PathBuf,
     /// Print the QEMU command instead of running it.
     pub(crate) dry_run: bool,
+    /// The disk image for the driver domain's virtio-blk (made if missing).
+    pub(crate) disk: Option<PathBuf>,
 }
+
+/// Bytes of a disk image `xl boot` makes when there is none (sparse).
+const DEFAULT_DISK_BYTES: u64 = 64 << 20;
 
 /// Removes its file when dropped.
 struct Removed(PathBuf);
@@ -98,6 +103,27 @@ pub(crate) fn boot(options: &BootOptions) -> Result<(), String> {
     );
     machine.command_line = options.command_line.clone();
     machine.control_socket = Some(options.socket.clone());
+    // A driver domain given a PCI function gets QEMU's virtio-blk there,
+    // backed by a disk image (its guests' disks are extents of it).
+    if let Some(function) = launch.domains.iter().flat_map(|domain| domain.pci.iter()).next() {
+        if function.bus != 0 || function.function != 0 {
+            return Err(format!("PCI function {function}: xl boot puts its disk at bus 0, function 0"));
+        }
+        let image = options.disk.clone().unwrap_or_else(|| {
+            let name = options.launch_dir.file_name().map_or("machine".into(), |name| name.to_string_lossy().into_owned());
+            qemu::workspace_root().join("target").join("xl").join(format!("{name}-disk.img"))
+        });
+        if !image.exists() {
+            if let Some(parent) = image.parent() {
+                std::fs::create_dir_all(parent).map_err(|error| format!("{}: {error}", parent.display()))?;
+            }
+            let file = std::fs::File::create(&image).map_err(|error| format!("{}: {error}", image.display()))?;
+            file.set_len(DEFAULT_DISK_BYTES).map_err(|error| format!("{}: {error}", image.display()))?;
+            eprintln!("xl: made a {} MiB disk image {}", DEFAULT_DISK_BYTES >> 20, image.display());
+        }
+        eprintln!("xl: disk {} as virtio-blk at {function}", image.display());
+        machine.disk = Some((image, function.device));
+    }
     if options.dry_run {
         // The bundle stays, so the printed command can be run.
         println!("{}", qemu::shell_words(QEMU, &machine.arguments()));

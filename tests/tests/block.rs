@@ -1,0 +1,142 @@
+//! Split block devices through an isolated driver domain (issue 9): the
+//! driver domain (driver_t, given QEMU's virtio-blk at 00:03.0) drives the
+//! disk with virtio-drivers and serves blkback; a banking guest's blkfront
+//! writes a pattern over its extent, flushes, reads it back; after QEMU
+//! exits the test finds the pattern in the image file at the extent's
+//! offset and nothing changed outside it. Beside it, untrusted domains
+//! are refused the device and banking's grants; a read-only extent refuses
+//! writes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use xen_tests::machine::{DomainConfig, Machine};
+use xen_tests::{workspace_root, Outcome};
+
+/// Sectors in the test disk (8 MiB).
+const DISK_SECTORS: u64 = 16384;
+const SECTOR: usize = 512;
+
+/// Sector `sector` of the pattern blk-pattern writes (frontends/probe/src/blk.rs).
+fn pattern(sector: u64) -> [u8; SECTOR] {
+    let mut bytes = [0u8; SECTOR];
+    bytes[..8].copy_from_slice(&sector.to_le_bytes());
+    bytes[8..16].copy_from_slice(b"blkpat01");
+    for (index, byte) in bytes.iter_mut().enumerate().skip(16) {
+        *byte = (sector as u8).wrapping_add(index as u8);
+    }
+    bytes
+}
+
+/// A zeroed 8 MiB disk image in target/test-disks.
+fn disk(name: &str) -> PathBuf {
+    let directory = workspace_root().join("target").join("test-disks");
+    std::fs::create_dir_all(&directory).expect("disk directory");
+    let path = directory.join(format!("{name}-{}.img", std::process::id()));
+    std::fs::write(&path, vec![0u8; DISK_SECTORS as usize * SECTOR]).expect("disk image");
+    path
+}
+
+/// The machine's driver domain (d2 after the agent).
+fn driver(devices: u32) -> DomainConfig {
+    DomainConfig {
+        kernel: "driver".into(),
+        memory_mib: 16,
+        ..DomainConfig::probe("driver", &format!("exit-after={devices}"))
+    }
+    .label("driver_t")
+    .pci(&["00:03.0"])
+}
+
+/// Checks that the image holds the pattern over `start..start + count`
+/// (virtual sector 0 at `start`) and `outside` (zero or the pattern) elsewhere.
+fn check_image(image: &[u8], extents: &[(u64, u64)]) {
+    let mut wrong_inside = 0;
+    let mut changed_outside = 0;
+    for physical in 0..DISK_SECTORS {
+        let bytes = &image[physical as usize * SECTOR..(physical as usize + 1) * SECTOR];
+        match extents
+            .iter()
+            .find(|(start, count)| (*start..start + count).contains(&physical))
+        {
+            Some((start, _)) => wrong_inside += usize::from(bytes != pattern(physical - start)),
+            None => changed_outside += usize::from(bytes.iter().any(|byte| *byte != 0)),
+        }
+    }
+    assert_eq!(
+        wrong_inside, 0,
+        "sectors of the extents without the pattern"
+    );
+    assert_eq!(changed_outside, 0, "sectors outside the extents changed");
+}
+
+#[test]
+fn banking_writes_its_extent_through_the_driver_domain_and_nothing_else_changes() {
+    let image = disk("banking");
+    let boot = Machine::new("on_idle=poweroff")
+        .virtio_disk(&image)
+        .domain(DomainConfig::agent(
+            "devices=vbd:3:2:51712:2048+4096:w until=alone",
+        ))
+        .domain(driver(1))
+        .domain(DomainConfig::probe("banking", "action=blk-pattern").label("banking_t"))
+        .domain(DomainConfig::probe("thief", "action=pci-steal"))
+        .domain(DomainConfig::probe("snoop", "action=snoop victim=3 ref=9"))
+        .boot(Duration::from_secs(240));
+    for line in boot
+        .log
+        .lines()
+        .filter(|line| line.contains("driver") || line.contains("blk") || line.contains("pci") || line.contains("snoop") || line.contains("avc"))
+    {
+        eprintln!("{line}");
+    }
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("driver: virtio-blk ready: 16384 sectors")
+        .expect_log("blkback: vbd d3/51712: extent 2048+4096 (read-write), InitWait")
+        .expect_log("blkback: vbd d3/51712: connected")
+        .expect_log("blk-pattern: disk of 4096 sectors, read-write")
+        .expect_log("blk-pattern: wrote 4096 sectors in 47 requests (0 errors), flushed (0 errors), read back 4096 sectors (0 errors): 0 mismatches")
+        .expect_log("blk-pattern: ok")
+        .expect_log("pci-steal: 5 of 5 refused")
+        .expect_log("snoop: map: status GNTST_permission_denied (rw d3 ref 9)")
+        .expect_log("avc:  denied  { map_read map_write } for domid=5 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:banking_t tclass=grant")
+        .expect_log("snoop: every attempt refused")
+        .expect_log("blkback: 1 devices served and gone")
+        .expect_no_log("UNEXPECTED")
+        .expect_no_log("crashed")
+        .expect_no_log("LEAK");
+    let bytes = std::fs::read(&image).expect("read the image");
+    check_image(&bytes, &[(2048, 4096)]);
+    let _ = std::fs::remove_file(image);
+}
+
+#[test]
+fn a_read_only_extent_refuses_writes_and_reads_what_is_there() {
+    let image = disk("readonly");
+    // The extent holds the pattern before the machine starts.
+    let mut bytes = std::fs::read(&image).expect("read the image");
+    for sector in 0..64u64 {
+        let at = (8192 + sector) as usize * SECTOR;
+        bytes[at..at + SECTOR].copy_from_slice(&pattern(sector));
+    }
+    std::fs::write(&image, &bytes).expect("write the image");
+    let boot = Machine::new("on_idle=poweroff")
+        .virtio_disk(&image)
+        .domain(DomainConfig::agent(
+            "devices=vbd:3:2:51712:8192+64:r until=alone",
+        ))
+        .domain(driver(1))
+        .domain(DomainConfig::probe("reader", "action=blk-pattern check=1").label("banking_t"))
+        .boot(Duration::from_secs(180));
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("blkback: vbd d3/51712: extent 8192+64 (read-only), InitWait")
+        .expect_log("blk-pattern: disk of 64 sectors, read-only")
+        .expect_log("blk-pattern: write to the read-only disk refused with status -1")
+        .expect_log("blk-pattern: read 64 sectors of the read-only disk in 1 requests (0 errors): 0 mismatches")
+        .expect_log("blk-pattern: ok")
+        .expect_no_log("UNEXPECTED")
+        .expect_no_log("crashed");
+    let after = std::fs::read(&image).expect("read the image");
+    check_image(&after, &[(8192, 64)]);
+    let _ = std::fs::remove_file(image);
+}
