@@ -3,10 +3,11 @@
 //! (Xen XSA-155), and the frontend's `req_prod` is checked so it can never claim more
 //! outstanding requests than the ring holds (Linux's `RING_REQUEST_PROD_OVERFLOW`).
 
-use crate::entry::{assert_protocol_shape, wide_slots, Protocol};
+use crate::entry::{assert_protocol_shape, wide_slots, Protocol, RingEntry};
 use crate::error::RingError;
 use crate::layout::{
-    REQUEST_EVENT_OFFSET, REQUEST_PRODUCER_OFFSET, RESPONSE_EVENT_OFFSET, RESPONSE_PRODUCER_OFFSET,
+    slot_offset, REQUEST_EVENT_OFFSET, REQUEST_PRODUCER_OFFSET, RESPONSE_EVENT_OFFSET,
+    RESPONSE_PRODUCER_OFFSET,
 };
 use crate::ring::{check_producer, read_entry, write_entry, Notification};
 use crate::shared::{full_fence, SharedPage};
@@ -24,6 +25,10 @@ pub struct Backend<'page, P: Protocol> {
     response_producer: u32,
     /// The `rsp_prod` we last stored in the page (never read back from it).
     responses_published: u32,
+    /// The `req_event` our last final check stored (never read back from the page), if
+    /// any since attaching. A final check that would store the same value again skips the
+    /// store and the fence (see `final_check_for_requests`).
+    request_event_armed: Option<u32>,
     /// The first protocol violation of the frontend; once set, every call returns it.
     fault: Option<RingError>,
     protocol: PhantomData<fn() -> P>,
@@ -52,6 +57,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
             requests_seen: index,
             response_producer: index,
             responses_published: index,
+            request_event_armed: None,
             fault: None,
             protocol: PhantomData,
         }
@@ -62,6 +68,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
         self.fault
     }
 
+    #[inline]
     fn check_fault(&self) -> Result<(), RingError> {
         match self.fault {
             Some(error) => Err(error),
@@ -69,6 +76,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
         }
     }
 
+    #[inline]
     fn poison(&mut self, error: RingError) -> RingError {
         self.fault = Some(error);
         error
@@ -85,6 +93,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
     }
 
     /// Requests consumed but not yet answered.
+    #[inline]
     pub fn requests_awaiting_response(&self) -> u32 {
         self.request_consumer.wrapping_sub(self.response_producer)
     }
@@ -97,6 +106,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
     /// [`RingError::PeerOverflow`] if the frontend claims more outstanding requests than
     /// the ring holds, [`RingError::PeerRewound`] if it moved `req_prod` back; both poison
     /// the ring.
+    #[inline]
     pub fn unconsumed_requests(&mut self) -> Result<u32, RingError> {
         self.check_fault()?;
         // Ordering: Acquire, pairing with the frontend's Release store of req_prod: the
@@ -108,6 +118,19 @@ impl<'page, P: Protocol> Backend<'page, P> {
         let limit = Self::SIZE - self.requests_awaiting_response();
         match check_producer(producer, self.request_consumer, self.requests_seen, limit) {
             Ok(available) => {
+                // Warm the cache for the requests just announced, all at once, so their
+                // slots arrive from the frontend's cache together rather than one miss per
+                // request as next_request copies them (the copies still happen there,
+                // once each). At most the ring size, and only for newly seen requests.
+                let mut index = self.requests_seen;
+                while index != producer {
+                    self.page.prefetch(
+                        slot_offset(index, Self::SIZE, P::SLOT_SIZE),
+                        P::Request::SIZE,
+                        Self::WIDE,
+                    );
+                    index = index.wrapping_add(1);
+                }
                 self.requests_seen = producer;
                 Ok(available)
             }
@@ -123,6 +146,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
     /// [`RingError::Malformed`] if the request does not decode: it is consumed, and the
     /// caller answers it with an error response (the ring stays usable). The index errors
     /// of [`unconsumed_requests`](Self::unconsumed_requests).
+    #[inline]
     pub fn next_request(&mut self) -> Result<Option<P::Request>, RingError> {
         self.check_fault()?;
         if self.request_consumer == self.requests_seen && self.unconsumed_requests()? == 0 {
@@ -146,6 +170,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
     ///
     /// [`RingError::NoRequestToAnswer`] if every consumed request is answered; the ring's
     /// fault if it is poisoned.
+    #[inline]
     pub fn push_response(&mut self, response: &P::Response) -> Result<(), RingError> {
         self.check_fault()?;
         if self.requests_awaiting_response() == 0 {
@@ -173,6 +198,7 @@ impl<'page, P: Protocol> Backend<'page, P> {
     /// # Errors
     ///
     /// The ring's fault if it is poisoned.
+    #[inline]
     pub fn publish_responses(&mut self) -> Result<Notification, RingError> {
         self.check_fault()?;
         let old = self.responses_published;
@@ -200,25 +226,36 @@ impl<'page, P: Protocol> Backend<'page, P> {
 
     /// Whether requests are ready, arming the event index first if none are, so that the
     /// frontend notifies for the next one (Xen's `RING_FINAL_CHECK_FOR_REQUESTS`). When it
-    /// returns `false`, the caller may sleep until the next event.
+    /// returns `false`, the caller may sleep until the next event. Calling it again with
+    /// nothing consumed meanwhile stores nothing and issues no fence (the event index
+    /// already holds that value, ordered by the fence after its store), so a caller may
+    /// poll with it cheaply.
     ///
     /// # Errors
     ///
     /// The index errors of [`unconsumed_requests`](Self::unconsumed_requests).
+    #[inline]
     pub fn final_check_for_requests(&mut self) -> Result<bool, RingError> {
         if self.unconsumed_requests()? > 0 {
             return Ok(true);
         }
-        // Ordering: Relaxed store, ordered before the re-check's load of req_prod by the
-        // full fence below.
-        self.page.store_index(
-            REQUEST_EVENT_OFFSET,
-            self.request_consumer.wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        // Ordering: full fence (Xen's mb()): our req_event store before our req_prod load,
-        // pairing with the fence in the frontend's publish_requests.
-        full_fence();
+        let event = self.request_consumer.wrapping_add(1);
+        if self.request_event_armed != Some(event) {
+            // Ordering: Relaxed store, ordered before the re-check's load of req_prod by
+            // the full fence below.
+            self.page
+                .store_index(REQUEST_EVENT_OFFSET, event, Ordering::Relaxed);
+            // Ordering: full fence (Xen's mb()): our req_event store before our req_prod
+            // load, pairing with the fence in the frontend's publish_requests.
+            full_fence();
+            self.request_event_armed = Some(event);
+        }
+        // Else an earlier final check already stored this very value and fenced after it,
+        // and that fence orders the store before this load too: storing the same value
+        // again and fencing again would change nothing for the protocol, but would take
+        // the header's cache line from the frontend on every poll of an idle ring. (Only
+        // the backend writes req_event; a frontend that overwrites it anyway only loses
+        // its own notifications, as it would by overwriting it right after our store.)
         Ok(self.unconsumed_requests()? > 0)
     }
 }

@@ -121,9 +121,21 @@ impl Segment {
 
     #[inline]
     fn encode(&self, bytes: &mut [u8; SEGMENT_SIZE]) {
-        wire::write_u32(bytes, offsets::SEGMENT_GRANT, self.grant);
-        wire::write_u8(bytes, offsets::SEGMENT_FIRST_SECTOR, self.first_sector);
-        wire::write_u8(bytes, offsets::SEGMENT_LAST_SECTOR, self.last_sector);
+        wire::write_u64(bytes, 0, self.word());
+    }
+
+    /// The segment's 8 wire bytes as one little-endian word: `gref` in bytes 0..4,
+    /// `first_sect` at 4, `last_sect` at 5, padding (bytes 6 and 7) zero. Encoding a
+    /// whole word at once lets the slot copy read it back in one piece: three narrow
+    /// stores followed by one wide load would stall store-to-load forwarding.
+    #[inline]
+    const fn word(&self) -> u64 {
+        const _: () = assert!(
+            offsets::SEGMENT_GRANT == 0
+                && offsets::SEGMENT_FIRST_SECTOR == 4
+                && offsets::SEGMENT_LAST_SECTOR == 5
+        );
+        self.grant as u64 | (self.first_sector as u64) << 32 | (self.last_sector as u64) << 40
     }
 
     /// Number of sectors the segment covers.
@@ -302,11 +314,16 @@ impl BlkifRequest {
         Ok(request)
     }
 
+    /// Encodes a read/write request in whole 64-bit words (see [`Segment::word`]): the
+    /// first word is `operation`, `nr_segments`, `handle` and four bytes of zero padding.
     #[inline]
     fn encode_transfer(request: &TransferRequest, operation: u8, bytes: &mut [u8; REQUEST_SIZE]) {
-        wire::write_u8(bytes, offsets::OPERATION, operation);
-        wire::write_u8(bytes, offsets::NR_SEGMENTS, request.segment_count);
-        wire::write_u16(bytes, offsets::HANDLE, request.handle);
+        const _: () =
+            assert!(offsets::OPERATION == 0 && offsets::NR_SEGMENTS == 1 && offsets::HANDLE == 2);
+        let first_word = u64::from(operation)
+            | u64::from(request.segment_count) << 8
+            | u64::from(request.handle) << 16;
+        wire::write_u64(bytes, offsets::OPERATION, first_word);
         wire::write_u64(bytes, offsets::ID, request.id);
         wire::write_u64(bytes, offsets::SECTOR_NUMBER, request.sector_number);
         for (index, segment) in request.used_segments().iter().enumerate() {
@@ -450,9 +467,12 @@ impl RingEntry for BlkifResponse {
 
     #[inline]
     fn encode(&self, bytes: &mut [u8]) {
+        const _: () = assert!(offsets::RESPONSE_OPERATION == 8 && offsets::RESPONSE_STATUS == 10);
         wire::write_u64(bytes, offsets::RESPONSE_ID, self.id);
-        wire::write_u8(bytes, offsets::RESPONSE_OPERATION, self.operation);
-        wire::write_u16(bytes, offsets::RESPONSE_STATUS, self.status as u16);
+        // The second word whole (operation, zero padding byte, status, four zero padding
+        // bytes), so the slot copy reads back one full store (see `Segment::word`).
+        let second_word = u64::from(self.operation) | u64::from(self.status as u16) << 16;
+        wire::write_u64(bytes, offsets::RESPONSE_OPERATION, second_word);
     }
 
     #[inline]

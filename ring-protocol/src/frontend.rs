@@ -25,6 +25,9 @@ pub struct Frontend<'page, P: Protocol> {
     response_consumer: u32,
     /// The backend's `rsp_prod` as last read and accepted.
     responses_seen: u32,
+    /// The `rsp_event` our last final check stored (never read back from the page), if
+    /// any since attaching; see `final_check_for_responses`.
+    response_event_armed: Option<u32>,
     /// The first protocol violation of the backend; once set, every call returns it.
     fault: Option<RingError>,
     protocol: PhantomData<fn() -> P>,
@@ -71,6 +74,7 @@ impl<'page, P: Protocol> Frontend<'page, P> {
             requests_published: index,
             response_consumer: index,
             responses_seen: index,
+            response_event_armed: None,
             fault: None,
             protocol: PhantomData,
         }
@@ -81,6 +85,7 @@ impl<'page, P: Protocol> Frontend<'page, P> {
         self.fault
     }
 
+    #[inline]
     fn check_fault(&self) -> Result<(), RingError> {
         match self.fault {
             Some(error) => Err(error),
@@ -88,6 +93,7 @@ impl<'page, P: Protocol> Frontend<'page, P> {
         }
     }
 
+    #[inline]
     fn poison(&mut self, error: RingError) -> RingError {
         self.fault = Some(error);
         error
@@ -95,11 +101,13 @@ impl<'page, P: Protocol> Frontend<'page, P> {
 
     /// Slots free for new requests (Xen's `RING_FREE_REQUESTS`): those whose response has
     /// been consumed or that were never used.
+    #[inline]
     pub fn free_requests(&self) -> u32 {
         Self::SIZE - self.request_producer.wrapping_sub(self.response_consumer)
     }
 
     /// Whether no request can be pushed now (Xen's `RING_FULL`).
+    #[inline]
     pub fn is_full(&self) -> bool {
         self.free_requests() == 0
     }
@@ -120,6 +128,7 @@ impl<'page, P: Protocol> Frontend<'page, P> {
     /// # Errors
     ///
     /// [`RingError::Full`] when no slot is free; the ring's fault if it is poisoned.
+    #[inline]
     pub fn push_request(&mut self, request: &P::Request) -> Result<(), RingError> {
         self.check_fault()?;
         if self.is_full() {
@@ -145,6 +154,7 @@ impl<'page, P: Protocol> Frontend<'page, P> {
     /// # Errors
     ///
     /// The ring's fault if it is poisoned.
+    #[inline]
     pub fn publish_requests(&mut self) -> Result<Notification, RingError> {
         self.check_fault()?;
         let old = self.requests_published;
@@ -182,6 +192,7 @@ impl<'page, P: Protocol> Frontend<'page, P> {
     /// [`RingError::PeerOverflow`] if the backend claims responses to requests never
     /// published, [`RingError::PeerRewound`] if it moved `rsp_prod` back; both poison the
     /// ring.
+    #[inline]
     pub fn unconsumed_responses(&mut self) -> Result<u32, RingError> {
         self.check_fault()?;
         // Ordering: Acquire, pairing with the backend's Release store of rsp_prod: the
@@ -207,6 +218,7 @@ impl<'page, P: Protocol> Frontend<'page, P> {
     /// [`RingError::Malformed`] if the response does not decode (it is consumed; the ring
     /// stays usable); the index errors of
     /// [`unconsumed_responses`](Self::unconsumed_responses).
+    #[inline]
     pub fn next_response(&mut self) -> Result<Option<P::Response>, RingError> {
         self.check_fault()?;
         if self.response_consumer == self.responses_seen && self.unconsumed_responses()? == 0 {
@@ -225,25 +237,36 @@ impl<'page, P: Protocol> Frontend<'page, P> {
 
     /// Whether responses are ready, arming the event index first if none are, so that the
     /// backend notifies for the next one (Xen's `RING_FINAL_CHECK_FOR_RESPONSES`). When it
-    /// returns `false`, the caller may sleep until the next event.
+    /// returns `false`, the caller may sleep until the next event. Calling it again with
+    /// nothing consumed meanwhile stores nothing and issues no fence (the event index
+    /// already holds that value, ordered by the fence after its store), so a caller may
+    /// poll with it cheaply.
     ///
     /// # Errors
     ///
     /// The index errors of [`unconsumed_responses`](Self::unconsumed_responses).
+    #[inline]
     pub fn final_check_for_responses(&mut self) -> Result<bool, RingError> {
         if self.unconsumed_responses()? > 0 {
             return Ok(true);
         }
-        // Ordering: Relaxed store; it is ordered before the re-check's load of rsp_prod by
-        // the full fence below, which is all the protocol needs from it.
-        self.page.store_index(
-            RESPONSE_EVENT_OFFSET,
-            self.response_consumer.wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        // Ordering: full fence (Xen's mb()): our rsp_event store before our rsp_prod load,
-        // pairing with the fence in the backend's publish_responses (see publish_requests).
-        full_fence();
+        let event = self.response_consumer.wrapping_add(1);
+        if self.response_event_armed != Some(event) {
+            // Ordering: Relaxed store; it is ordered before the re-check's load of rsp_prod
+            // by the full fence below, which is all the protocol needs from it.
+            self.page
+                .store_index(RESPONSE_EVENT_OFFSET, event, Ordering::Relaxed);
+            // Ordering: full fence (Xen's mb()): our rsp_event store before our rsp_prod
+            // load, pairing with the fence in the backend's publish_responses (see
+            // publish_requests).
+            full_fence();
+            self.response_event_armed = Some(event);
+        }
+        // Else an earlier final check stored this very value and fenced after it; that
+        // fence orders the store before this load too, so the store and fence are skipped
+        // (as in the backend's final_check_for_requests: polling an idle ring then only
+        // reads the header line). Only the frontend writes rsp_event; a backend that
+        // overwrites it only loses its own notifications.
         Ok(self.unconsumed_responses()? > 0)
     }
 }

@@ -160,6 +160,37 @@ fn suppression_notifies_only_a_sleeping_peer() {
 }
 
 #[test]
+fn repeated_final_checks_arm_once_and_still_see_new_work() {
+    let buffer = PageBuffer::new();
+    let (mut frontend, mut backend) = pair(&buffer, 0);
+    // A fresh backend arms req_event = cons + 1 = 1 (the frontend's initial value too).
+    assert_eq!(backend.final_check_for_requests(), Ok(false));
+    assert_eq!(read_ring_indices(&SharedPage::new(&buffer))[1], 1);
+    // Polling again with nothing consumed: nothing to re-arm, still no work.
+    assert_eq!(backend.final_check_for_requests(), Ok(false));
+    // The frontend's next request is announced, and a repeated final check sees it.
+    frontend.push_request(&flush(0)).expect("space");
+    assert_eq!(frontend.publish_requests(), Ok(Notification::Required));
+    assert_eq!(backend.final_check_for_requests(), Ok(true));
+    // After consuming it, the final check arms the next index.
+    assert!(backend.next_request().expect("valid").is_some());
+    assert_eq!(backend.final_check_for_requests(), Ok(false));
+    assert_eq!(read_ring_indices(&SharedPage::new(&buffer))[1], 2);
+    assert_eq!(backend.final_check_for_requests(), Ok(false));
+
+    // The same on the response side.
+    assert_eq!(frontend.final_check_for_responses(), Ok(false));
+    assert_eq!(frontend.final_check_for_responses(), Ok(false));
+    assert_eq!(read_ring_indices(&SharedPage::new(&buffer))[3], 1);
+    backend.push_response(&okay(0)).expect("answer");
+    assert_eq!(backend.publish_responses(), Ok(Notification::Required));
+    assert_eq!(frontend.final_check_for_responses(), Ok(true));
+    assert_eq!(frontend.next_response(), Ok(Some(okay(0))));
+    assert_eq!(frontend.final_check_for_responses(), Ok(false));
+    assert_eq!(read_ring_indices(&SharedPage::new(&buffer))[3], 2);
+}
+
+#[test]
 fn suppression_batches_many_requests_into_one_event() {
     let buffer = PageBuffer::new();
     let (mut frontend, mut backend) = pair(&buffer, 0);
