@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use xen_tests::machine::{DomainConfig, Machine};
+use xen_tests::running::Running;
 use xen_tests::{workspace_root, Outcome};
 
 /// Sectors in the test disk (8 MiB).
@@ -138,5 +139,131 @@ fn a_read_only_extent_refuses_writes_and_reads_what_is_there() {
         .expect_no_log("crashed");
     let after = std::fs::read(&image).expect("read the image");
     check_image(&after, &[(8192, 64)]);
+    let _ = std::fs::remove_file(image);
+}
+
+#[test]
+fn a_hostile_frontend_is_refused_or_disconnected_alone_and_writes_nothing() {
+    let image = disk("hostile");
+    let boot = Machine::new("on_idle=poweroff")
+        .virtio_disk(&image)
+        .domain(DomainConfig::agent(
+            "devices=vbd:3:2:51712:2048+1024:w,vbd:4:2:51712:1024+512:w until=alone",
+        ))
+        .domain(driver(2))
+        .domain(DomainConfig::probe("banking", "action=blk-pattern").label("banking_t"))
+        .domain(DomainConfig::probe("hostile", "action=blk-hostile"))
+        .boot(Duration::from_secs(120));
+    for line in boot.log.lines().filter(|line| line.contains("blk") || line.contains("driver")) {
+        eprintln!("{line}");
+    }
+    boot.expect_outcome(Outcome::PoweredOff);
+    // Every bad request answered with an error, and the backend says why.
+    for case in [
+        "nr_segments 0",
+        "nr_segments 12",
+        "first_sect > last_sect",
+        "last_sect 8 (past the page)",
+        "write across the end of the extent",
+        "write wholly past the end",
+        "write at a sector number that overflows",
+        "write from a grant ref never granted",
+    ] {
+        boot.expect_log(&format!("blk-hostile: {case}: answered with status -1"));
+    }
+    for id in 1..=8 {
+        boot.expect_log(&format!("blkback: vbd d4/51712: request id {id} (operation 1) refused with status -1"));
+    }
+    boot.expect_log("request rewritten")
+        .expect_log("blk-hostile: producer index jumped by 1000: the backend disconnected us (Closing)")
+        .expect_log("blkback: vbd d4/51712: the frontend broke its ring")
+        .expect_log("blkback: vbd d4/51712: connected (ring ref 8, port ")
+        .expect_log("), connection 2")
+        .expect_log("blk-hostile: reconnected: read 8 sectors of its extent: status 0, all zero")
+        .expect_log("blk-hostile: producer index rewound by 3: the backend disconnected us (Closing)")
+        .expect_log("blk-hostile: ok")
+        // The well-behaved frontend beside it finished its pattern.
+        .expect_log("blk-pattern: wrote 1024 sectors in 12 requests (0 errors), flushed (0 errors), read back 1024 sectors (0 errors): 0 mismatches")
+        .expect_log("blk-pattern: ok")
+        .expect_log("blkback: 2 devices served and gone")
+        .expect_no_log("UNEXPECTED")
+        .expect_no_log("crashed");
+    // Nothing but the pattern in banking's extent; the hostile one's
+    // extent and everything else still zero.
+    let bytes = std::fs::read(&image).expect("read the image");
+    check_image(&bytes, &[(2048, 1024)]);
+    let _ = std::fs::remove_file(image);
+}
+
+#[test]
+fn a_frontend_closes_reconnects_and_its_io_works_again() {
+    let image = disk("reconnect");
+    let boot = Machine::new("on_idle=poweroff")
+        .virtio_disk(&image)
+        .domain(DomainConfig::agent("devices=vbd:3:2:51712:4096+512:w until=alone"))
+        .domain(driver(1))
+        .domain(DomainConfig::probe("banking", "action=blk-pattern rounds=3").label("banking_t"))
+        .boot(Duration::from_secs(120));
+    boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("), connection 1")
+        .expect_log("), connection 3")
+        .expect_log("blk-pattern: round 3 of 3: the backend is back (InitWait)")
+        .expect_log("blk-pattern: after reconnecting, read 512 sectors (0 errors): 0 mismatches with what the last connection wrote")
+        .expect_log("blk-pattern: ok")
+        .expect_log("blkback: 1 devices served and gone")
+        .expect_no_log("UNEXPECTED")
+        .expect_no_log("crashed");
+    let bytes = std::fs::read(&image).expect("read the image");
+    check_image(&bytes, &[(4096, 512)]);
+    let _ = std::fs::remove_file(image);
+}
+
+/// `cpu_time_ns` of domain `name` in `xl list -l` output (a JSON list of
+/// flat objects).
+fn cpu_time_ns(json: &str, name: &str) -> u64 {
+    let object = json
+        .split('}')
+        .find(|object| object.contains(&format!("\"name\": \"{name}\"")))
+        .unwrap_or_else(|| panic!("no {name} in {json}"));
+    let key = "\"cpu_time_ns\": ";
+    let field = object.find(key).unwrap_or_else(|| panic!("no cpu_time_ns in {object}")) + key.len();
+    object[field..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().expect("cpu_time_ns")
+}
+
+#[test]
+fn an_idle_driver_domain_is_never_woken() {
+    // Under -icount sleep=off a pending timer is reached at once when the
+    // machine idles, so a driver that polled or slept with a timeout would
+    // run again between the two looks; one that only blocks on events
+    // does not run at all.
+    let image = disk("idle");
+    let machine = Machine::new("loglvl=info")
+        .virtio_disk(&image)
+        .domain(DomainConfig::agent("devices=vbd:3:2:51712:0+256:w").memory(64))
+        .domain(
+            DomainConfig { kernel: "driver".into(), memory_mib: 16, ..DomainConfig::probe("driver", "") }
+                .label("driver_t")
+                .pci(&["00:03.0"]),
+        )
+        .domain(DomainConfig::probe("banking", "action=blk-pattern").label("banking_t"));
+    let mut extra: Vec<&str> = machine.qemu.iter().map(String::as_str).collect();
+    extra.extend(["-icount", "shift=0,sleep=off"]);
+    let running = Running::start_with(&machine, &extra);
+    let step = Duration::from_secs(60);
+    running.wait_for("blk-pattern: ok", step);
+    running.wait_for("blkback: vbd d3/51712: removed by the toolstack", step);
+    running.wait_for("operator: channel ready", step);
+    let first = running.xl_ok(&["list", "-l"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let between = running.xl_ok(&["list", "-l"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let last = running.xl_ok(&["list", "-l"]);
+    let driver: Vec<u64> = [&first, &between, &last].iter().map(|json| cpu_time_ns(json, "driver")).collect();
+    let control: Vec<u64> = [&first, &between, &last].iter().map(|json| cpu_time_ns(json, "control")).collect();
+    eprintln!("driver cpu_time_ns {driver:?}; control (serving xl) {control:?}");
+    assert!(driver[0] > 0, "the driver domain never ran: {first}");
+    assert!(control[2] > control[0], "the clock did not move between the looks: {control:?}");
+    assert_eq!(driver[0], driver[2], "the idle driver domain ran between the looks: {driver:?}\n{}", running.tail(20));
+    drop(running);
     let _ = std::fs::remove_file(image);
 }

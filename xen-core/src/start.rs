@@ -194,6 +194,7 @@ pub extern "C" fn kernel_entry(magic: u32, info_address: u32) -> ! {
     }
     let calibration = apic::calibrate(CALIBRATION_PIT_TICKS)
         .unwrap_or_else(|| panic!("time: the PIT never counted down: cannot calibrate the clocks"));
+    apic::stop_pit_channel0();
     let tsc_hz = time::frequency_from(calibration.tsc_ticks, calibration.interval_ns);
     let lapic_hz = time::frequency_from(calibration.lapic_ticks, calibration.interval_ns);
     let scale = TickScale::from_frequency(tsc_hz).unwrap_or_else(|| panic!("time: the TSC did not advance"));

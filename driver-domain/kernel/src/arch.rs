@@ -357,3 +357,110 @@ pub fn transfer(
         }
     }
 }
+
+/// A run of our own DMA pool pages ([`dma::POOL`]), for `bench-direct=`:
+/// the device reads and writes it, the CPU never touches it through a
+/// reference (its pages are `PageBuffer` atomics).
+pub struct PoolRun {
+    address: u64,
+    pages: usize,
+}
+
+impl PoolRun {
+    /// Takes `pages` contiguous pages of the pool; `None` if no run is free
+    /// or they have no contiguous bus address (the device needs one).
+    pub fn take(pages: usize) -> Option<PoolRun> {
+        let address = dma::POOL.allocate(pages)?;
+        let run = PoolRun { address, pages };
+        dma::bus_address(address, pages as u64 * PAGE_SIZE).map(|_| run)
+    }
+
+    /// Its length in bytes.
+    pub fn length(&self) -> usize {
+        self.pages * PAGE_SIZE as usize
+    }
+}
+
+impl Drop for PoolRun {
+    fn drop(&mut self) {
+        let _ = dma::POOL.release(self.address, self.pages);
+    }
+}
+
+/// One virtio-blk request of `length` bytes between the disk at `sector`
+/// and the start of `run` (`write`: run to disk), blocking in `wait` until
+/// the device has answered: the driver domain using its device directly,
+/// the baseline of `make bench`.
+///
+/// # Errors
+///
+/// The device's error, or `InvalidParam` if `length` is not a non-zero
+/// multiple of 512 within the run.
+pub fn transfer_own(
+    blk: &mut Blk,
+    write: bool,
+    sector: u64,
+    run: &PoolRun,
+    length: usize,
+    slot: &mut RequestSlot,
+    mut wait: impl FnMut(&mut Blk),
+) -> Result<(), Error> {
+    if length == 0 || length % 512 != 0 || length > run.length() {
+        return Err(Error::InvalidParam);
+    }
+    let address = run.address as *mut u8;
+    let token = if write {
+        // SAFETY: (1) `length` bytes from the start of `run` are pool pages
+        // that `run` holds until it is dropped, which the borrow keeps from
+        // happening before this function returns, after the device
+        // answered; (2) the CPU never reads them through this slice: only
+        // its address and length go to the device; (3) `slot` is not
+        // touched until the completion below (write_blocks_nb's contract).
+        unsafe {
+            let bytes = core::slice::from_raw_parts(address.cast_const(), length);
+            blk.write_blocks_nb(
+                sector as usize,
+                &mut slot.request,
+                bytes,
+                &mut slot.response,
+            )?
+        }
+    } else {
+        // SAFETY: as for the write; the slice is only the device's target,
+        // never read or written by the CPU meanwhile.
+        unsafe {
+            let bytes = core::slice::from_raw_parts_mut(address, length);
+            blk.read_blocks_nb(
+                sector as usize,
+                &mut slot.request,
+                bytes,
+                &mut slot.response,
+            )?
+        }
+    };
+    loop {
+        match blk.peek_used() {
+            Some(used) if used == token => break,
+            // Nothing else is in flight: the device completed what it was
+            // never given.
+            Some(other) => {
+                panic!("virtio-blk: the device completed token {other}, which is not in flight")
+            }
+            None => wait(blk),
+        }
+    }
+    if write {
+        // SAFETY: the same request, slice and slot as submitted
+        // (complete_write_blocks' contract).
+        unsafe {
+            let bytes = core::slice::from_raw_parts(address.cast_const(), length);
+            blk.complete_write_blocks(token, &slot.request, bytes, &mut slot.response)
+        }
+    } else {
+        // SAFETY: as above for complete_read_blocks.
+        unsafe {
+            let bytes = core::slice::from_raw_parts_mut(address, length);
+            blk.complete_read_blocks(token, &slot.request, bytes, &mut slot.response)
+        }
+    }
+}

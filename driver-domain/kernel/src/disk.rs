@@ -18,7 +18,7 @@ use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::transport::pci::bus::{Command, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
 
-use crate::arch::{self, Blk, DriverHal, RequestSlot, Segment};
+use crate::arch::{self, Blk, DriverHal, PoolRun, RequestSlot, Segment};
 use crate::dma;
 use crate::pci::{self, PhysdevConfig};
 
@@ -140,6 +140,43 @@ impl VirtioDisk {
             counters.segments += segments.len() as u64;
         }
         result
+    }
+
+    /// One request between the disk and our own pool pages `run`, blocking
+    /// on the interrupt while the device works (`bench-direct=`).
+    ///
+    /// # Errors
+    ///
+    /// The device's.
+    pub fn direct(
+        &mut self,
+        write: bool,
+        sector: u64,
+        run: &PoolRun,
+        length: usize,
+    ) -> Result<(), virtio_drivers::Error> {
+        let VirtioDisk {
+            blk,
+            interrupt,
+            events,
+            slots,
+            counters,
+            ..
+        } = self;
+        let port = *interrupt;
+        let slot = slots
+            .first_mut()
+            .ok_or(virtio_drivers::Error::InvalidParam)?;
+        arch::transfer_own(blk, write, sector, run, length, slot, |blk| {
+            if let Err(errno) = events.wait_for_port(port) {
+                error!("disk: waiting for the interrupt on port {port}: {errno}");
+            }
+            let _ = blk.ack_interrupt();
+            if let Err(errno) = physdev::eoi(port.0) {
+                warn!("disk: EOI of port {port}: {errno}");
+            }
+            counters.interrupts += 1;
+        })
     }
 
     /// Unmaps `mappings`, keeping any that will not go.

@@ -8,6 +8,9 @@
 //!
 //! Command line: `exit-after=N` powers off once N devices have been served
 //! and removed (tests); without it the domain serves forever.
+//! `bench-direct=N` (with `exit-after=`): before powering off, times N
+//! sequential reads and writes of 4 KiB and 44 KiB straight from our own
+//! pages to the device, the baseline `make bench` compares blkfront with.
 //! On the host this builds to a stub; the logic's tests run there.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
@@ -20,6 +23,7 @@ extern crate alloc;
 #[allow(unsafe_code)]
 // reason: the one layer that hands virtio-drivers pointers (its Hal, DMA into granted pages, the served ring pages); each block says why it is sound.
 mod arch;
+mod bench;
 mod disk;
 mod dma;
 mod pci;
@@ -42,6 +46,14 @@ const VIRTIO_BLOCK_MODERN: u16 = 0x1042;
 guest_runtime::entry!(domain_main);
 
 fn domain_main(info: &StartInfo) -> ShutdownReason {
+    let bench_direct = match find(info.command_line(), "bench-direct").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(count)) if count > 0 => Some(count),
+        Some(_) => {
+            error!("driver: bench-direct= wants a positive number");
+            return ShutdownReason::Crash;
+        }
+    };
     let exit_after = match find(info.command_line(), "exit-after").map(str::parse::<u32>) {
         None => None,
         Some(Ok(count)) => Some(count),
@@ -111,7 +123,10 @@ fn domain_main(info: &StartInfo) -> ShutdownReason {
     };
     let mut server = Server::new(info.domid.into(), store, store_port, disk);
     match server.run(exit_after) {
-        Ok(()) => ShutdownReason::Poweroff,
+        Ok(()) => match bench_direct {
+            Some(count) if !bench::direct(server.disk_mut(), count) => ShutdownReason::Crash,
+            _ => ShutdownReason::Poweroff,
+        },
         Err(problem) => {
             error!("driver: store: {problem}");
             ShutdownReason::Crash

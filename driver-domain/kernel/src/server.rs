@@ -26,6 +26,9 @@ pub const CAP_PER_ROUND: u32 = 8;
 const KIND: &str = "vbd";
 /// Steps taken for one device per look (each changes its state).
 const MAX_STEPS: usize = 4;
+/// Refused requests logged one by one per connection (a hostile frontend
+/// cannot flood the log; the rest are counted at disconnect).
+const REFUSALS_LOGGED: u32 = 16;
 
 /// One device the toolstack gave us.
 struct Vbd {
@@ -37,6 +40,8 @@ struct Vbd {
     ring: Option<MappedRing>,
     port: Option<Port>,
     connections: u32,
+    /// Refused requests logged on this connection.
+    refusals_logged: u32,
     /// Refused for good (bad nodes): no further steps.
     refused: bool,
 }
@@ -88,6 +93,11 @@ impl Server {
             devices: Vec::new(),
             finished: 0,
         }
+    }
+
+    /// The disk, for work outside the backend (`bench-direct=`).
+    pub fn disk_mut(&mut self) -> &mut VirtioDisk {
+        self.backend.executor_mut()
     }
 
     fn store<T>(
@@ -158,6 +168,26 @@ impl Server {
     fn serve(&mut self) {
         loop {
             let report = self.backend.serve_round(CAP_PER_ROUND);
+            for refusal in &report.refused {
+                let Some(vbd) = self
+                    .devices
+                    .iter_mut()
+                    .find(|vbd| vbd.frontend == Some(refusal.frontend))
+                else {
+                    continue;
+                };
+                if vbd.refusals_logged < REFUSALS_LOGGED {
+                    vbd.refusals_logged += 1;
+                    warn!(
+                        "blkback: {}: request id {} (operation {}) refused with status {}: {:?}",
+                        vbd.name(),
+                        refusal.id,
+                        refusal.operation,
+                        refusal.status,
+                        refusal.reason
+                    );
+                }
+            }
             for id in &report.notify {
                 if let Some(port) = self
                     .devices
@@ -272,6 +302,7 @@ impl Server {
             ring: None,
             port: None,
             connections: 0,
+            refusals_logged: 0,
             refused: false,
         };
         let checked = self.store(|store, wait| {
@@ -501,6 +532,7 @@ impl Server {
         vbd.ring = Some(ring);
         vbd.port = Some(port);
         vbd.connections += 1;
+        vbd.refusals_logged = 0;
         info!(
             "blkback: {name}: connected (ring ref {reference}, port {remote_port}), connection {}",
             vbd.connections
@@ -555,6 +587,7 @@ fn placeholder() -> Vbd {
         ring: None,
         port: None,
         connections: 0,
+        refusals_logged: 0,
         refused: true,
     }
 }

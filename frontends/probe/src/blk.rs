@@ -1,4 +1,4 @@
-//! `blk-pattern [id=51712] [check=1]`: the guest's half of a virtual block
+//! `blk-pattern [id=51712] [check=1] [rounds=1]`: the guest's half of a virtual block
 //! device, over the real store, grants and events, with `blkfront`:
 //! finds its vbd's backend (`DevicePaths::discover_backend`), reads what
 //! the backend published (`sectors`, `sector-size`, `info`) and the
@@ -14,7 +14,10 @@
 //!   `check=1`, compares it with the pattern (the test wrote it there).
 //!
 //! Then it closes the device (Closing, revokes every grant, Closed) and
-//! logs one line with the counts.
+//! logs one line with the counts. With `rounds=N` it then starts again
+//! (Initialising; the backend publishes again) and runs the pattern once
+//! more over a fresh ring, N connections in all, first reading back and
+//! checking what the previous connection wrote.
 
 use alloc::format;
 use alloc::string::String;
@@ -24,15 +27,12 @@ use blkfront::{Blkfront, Completion, DomId, FrontendError, GrantError, GrantPage
 use guest_runtime::event::{self, EventLoop, Port, PortSet};
 use guest_runtime::grant::{self as runtime_grant, GrantTable};
 use guest_runtime::page::Page;
-use guest_runtime::store::{self, EventWait, StoreConnection, StoreError};
 use guest_runtime::time::system_time_ns;
-use guest_runtime::xenbus::{self, DevicePaths};
 use guest_runtime::{ShutdownReason, StartInfo};
 use log::{error, info};
-use xenstore::checked::XenbusState;
-use xenstore::XsError;
 
 use crate::rings::{optional, FIRST_TEST_REF};
+use crate::vbd_link::{VbdLink, STEP_NS};
 
 const WHAT: &str = "blk-pattern";
 /// The tag in every sector of the pattern.
@@ -43,8 +43,6 @@ const SECTOR: usize = 512;
 const SECTORS_PER_REQUEST: u64 = 88;
 /// Data pages to grant from (enough for four full requests in flight).
 const DATA_PAGES: usize = 44;
-/// How long one handshake step or one response may take.
-const STEP_NS: u64 = 30_000_000_000;
 
 /// Sector `sector` of the pattern.
 pub fn pattern(sector: u64) -> [u8; SECTOR] {
@@ -118,43 +116,6 @@ impl GrantPages for RuntimeGrants {
             Err(runtime_grant::GrantError::Busy(_)) => Err(GrantError::InUse),
             Err(_) => Err(GrantError::Invalid),
         }
-    }
-}
-
-/// The store connection and the domain's one event loop.
-struct Bus {
-    store: StoreConnection<'static>,
-    port: Port,
-    events: EventLoop<'static>,
-}
-
-impl Bus {
-    fn with<T>(
-        &mut self,
-        body: impl FnOnce(&mut StoreConnection<'static>, &mut EventWait<'_, 'static>) -> T,
-    ) -> T {
-        let mut wait = EventWait {
-            port: self.port,
-            events: &mut self.events,
-        };
-        body(&mut self.store, &mut wait)
-    }
-
-    fn await_state(
-        &mut self,
-        path: &str,
-        accept: impl Fn(XenbusState) -> bool,
-    ) -> Result<XenbusState, StoreError> {
-        let deadline = system_time_ns().saturating_add(STEP_NS);
-        self.with(|store, wait| xenbus::wait_for_state(store, wait, path, deadline, accept))
-    }
-
-    fn set_state(&mut self, path: &str, state: XenbusState) -> Result<(), StoreError> {
-        self.with(|store, wait| store.write_state(wait, path, state))
-    }
-
-    fn read(&mut self, path: &str) -> Result<Vec<u8>, StoreError> {
-        self.with(|store, wait| store.read(wait, 0, path))
     }
 }
 
@@ -251,89 +212,83 @@ fn fail(step: &str, problem: impl core::fmt::Display) -> ShutdownReason {
     ShutdownReason::Crash
 }
 
-/// `action=blk-pattern`.
+/// `action=blk-pattern [id=] [check=] [rounds=]`.
 pub fn blk_pattern(info: &StartInfo) -> ShutdownReason {
-    let (Some(id), Some(check)) = (
+    let (Some(id), Some(check), Some(rounds)) = (
         optional(info, "id", 51712, 0, 0xffff_ffff),
         optional(info, "check", 1, 0, 1),
+        optional(info, "rounds", 1, 1, 16),
     ) else {
         return ShutdownReason::Crash;
     };
-    let (Ok((store, port)), Some(events), Some(table)) = (
-        store::open(),
-        EventLoop::this_domain(),
-        GrantTable::this_domain(),
-    ) else {
-        return fail("setup", "no store, event loop or grant table");
-    };
-    let mut bus = Bus {
-        store,
-        port,
-        events,
-    };
-    let paths = match bus.with(|store, wait| {
-        DevicePaths::discover_backend(store, wait, info.domid.into(), "vbd", id as u32)
-    }) {
-        Ok(paths) => paths,
-        Err(problem) => return fail("finding the backend", problem),
-    };
-    let back = paths.backend_id as u16;
-    let (own_state, back_state) = (paths.frontend_state(), paths.backend_state());
-    info!(
-        "{WHAT}: vbd {id}: backend is d{back} at {}",
-        paths.backend()
-    );
-    if let Err(problem) = bus.with(|store, wait| store.watch(wait, &back_state, "back")) {
-        return fail("watching the backend", problem);
-    }
-    if let Err(problem) = bus.await_state(&back_state, |state| state == XenbusState::InitWait) {
-        return fail("waiting for InitWait", problem);
-    }
-    let base = paths.backend();
-    let number = |bytes: Vec<u8>| {
-        core::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|text| text.parse::<u64>().ok())
-    };
-    let described = (|| {
-        Ok::<_, StoreError>((
-            bus.read(&format!("{base}/sectors"))?,
-            bus.read(&format!("{base}/sector-size"))?,
-            bus.read(&format!("{base}/mode"))?,
-        ))
-    })();
-    let (sectors, read_only) = match described {
-        Ok((sectors, size, mode)) => match (number(sectors), number(size)) {
-            (Some(sectors), Some(512)) if sectors > 0 => (sectors, mode == b"r"),
-            _ => return fail("the backend's disk", "sectors or sector-size malformed"),
-        },
-        Err(problem) => return fail("reading sectors, sector-size and mode", problem),
+    let mut link = match VbdLink::open(info, id as u32) {
+        Ok(link) => link,
+        Err(problem) => return fail("setup", problem),
     };
     info!(
-        "{WHAT}: disk of {sectors} sectors, {}",
-        if read_only { "read-only" } else { "read-write" }
+        "{WHAT}: vbd {id}: backend is d{} at {}",
+        link.backend,
+        link.backend_path()
     );
+    info!(
+        "{WHAT}: disk of {} sectors, {}",
+        link.sectors,
+        if link.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        }
+    );
+    let mut pages: Vec<Page> = (0..DATA_PAGES).map(|_| Page::new()).collect();
+    let mut outcome = true;
+    for round in 1..=rounds {
+        if round > 1 {
+            if let Err(problem) = link.restart() {
+                return fail("reconnecting", problem);
+            }
+            info!("{WHAT}: round {round} of {rounds}: the backend is back (InitWait)");
+        }
+        match one_round(&mut link, id as u16, pages, check == 1, round > 1) {
+            Ok((ok, returned)) => {
+                outcome &= ok;
+                pages = returned;
+            }
+            Err(problem) => return fail("connection", problem),
+        }
+    }
+    if outcome {
+        info!("{WHAT}: ok");
+        ShutdownReason::Poweroff
+    } else {
+        error!("{WHAT}: FAILED");
+        ShutdownReason::Crash
+    }
+}
+
+/// One connection: the ring, the pattern (or the read-only checks), the
+/// close. With `verify_first` (a reconnection), first reads the disk back
+/// and checks the pattern the previous connection left. Returns whether
+/// every check passed, and the data pages for the next round.
+fn one_round(
+    link: &mut VbdLink,
+    handle: u16,
+    pages: Vec<Page>,
+    check: bool,
+    verify_first: bool,
+) -> Result<(bool, Vec<Page>), String> {
+    let (sectors, read_only, back) = (link.sectors, link.read_only, link.backend);
     // The ring: a zeroed page of ours, granted, initialized by blkfront
     // before the backend may look (Initialised comes after).
     let ring_ref = FIRST_TEST_REF as u32;
     let mut ring_page = Page::new();
     ring_page.zero();
-    let Some(ring_pfn) = ring_page.pfn() else {
-        return fail("ring", "page outside RAM");
-    };
-    if let Err(problem) = table.grant_access(ring_ref, back, ring_pfn, false) {
-        return fail("granting the ring", problem);
-    }
-    let channel = match event::alloc_unbound(back) {
-        Ok(port) => port,
-        Err(errno) => return fail("alloc_unbound", errno),
-    };
+    let ring_pfn = ring_page.pfn().ok_or("ring page outside RAM")?;
     let data_refs = (ring_ref + 1..ring_ref + 1 + DATA_PAGES as u32)
         .rev()
         .collect();
     let grants = RuntimeGrants {
-        table,
-        pages: (0..DATA_PAGES).map(|_| Page::new()).collect(),
+        table: link.table,
+        pages,
         free_refs: data_refs,
     };
     let mut front = Blkfront::new(
@@ -341,40 +296,11 @@ pub fn blk_pattern(info: &StartInfo) -> ShutdownReason {
         grants,
         (0..DATA_PAGES).collect(),
         DomId(back),
-        id as u16,
+        handle,
     );
-    let front_dir = paths.frontend();
-    let published = bus.with(|store, wait| loop {
-        let tx = store.transaction_start(wait)?;
-        store.write(
-            wait,
-            tx,
-            &format!("{front_dir}/ring-ref"),
-            format!("{ring_ref}").as_bytes(),
-        )?;
-        store.write(
-            wait,
-            tx,
-            &format!("{front_dir}/event-channel"),
-            format!("{}", channel.0).as_bytes(),
-        )?;
-        match store.transaction_end(wait, tx, true) {
-            Err(StoreError::Store(XsError::Again)) => continue,
-            other => break other,
-        }
-    });
-    if let Err(problem) =
-        published.and_then(|()| bus.set_state(&own_state, XenbusState::Initialised))
-    {
-        return fail("publishing the ring", problem);
-    }
-    if let Err(problem) = bus.await_state(&back_state, |state| state == XenbusState::Connected) {
-        return fail("waiting for Connected", problem);
-    }
-    if let Err(problem) = bus.set_state(&own_state, XenbusState::Connected) {
-        return fail("Connected", problem);
-    }
+    let channel = link.connect(ring_ref, ring_pfn)?;
     info!("{WHAT}: connected to d{back} (ring ref {ring_ref}, port {channel})");
+    let events = &mut link.events;
     let requests = sectors.div_ceil(SECTORS_PER_REQUEST);
     let chunk = |index: u64| {
         (
@@ -394,7 +320,7 @@ pub fn blk_pattern(info: &StartInfo) -> ShutdownReason {
     let mut outcome = true;
     let result = if read_only {
         (|| {
-            let refused = pump(&mut front, &mut bus.events, channel, 1, false, write_chunk)?;
+            let refused = pump(&mut front, events, channel, 1, false, write_chunk)?;
             let status = refused.first_status.unwrap_or(0);
             if refused.errors == 1 {
                 info!("{WHAT}: write to the read-only disk refused with status {status}");
@@ -402,51 +328,33 @@ pub fn blk_pattern(info: &StartInfo) -> ShutdownReason {
                 error!("{WHAT}: UNEXPECTED: a write to the read-only disk was accepted");
                 outcome = false;
             }
-            let read = pump(
-                &mut front,
-                &mut bus.events,
-                channel,
-                requests,
-                check == 1,
-                read_chunk,
-            )?;
+            let read = pump(&mut front, events, channel, requests, check, read_chunk)?;
             info!(
                 "{WHAT}: read {} sectors of the read-only disk in {} requests ({} errors): {} mismatches{}",
                 read.sectors,
                 read.requests,
                 read.errors,
                 read.mismatches,
-                if check == 1 { "" } else { " (not checked)" }
+                if check { "" } else { " (not checked)" }
             );
             outcome &= read.errors == 0 && read.mismatches == 0 && read.sectors == sectors;
             Ok::<(), String>(())
         })()
     } else {
         (|| {
-            let written = pump(
-                &mut front,
-                &mut bus.events,
-                channel,
-                requests,
-                false,
-                write_chunk,
-            )?;
-            let flushed = pump(
-                &mut front,
-                &mut bus.events,
-                channel,
-                1,
-                false,
-                |front, _| front.submit_flush(),
-            )?;
-            let read = pump(
-                &mut front,
-                &mut bus.events,
-                channel,
-                requests,
-                true,
-                read_chunk,
-            )?;
+            if verify_first {
+                let kept = pump(&mut front, events, channel, requests, true, read_chunk)?;
+                info!(
+                    "{WHAT}: after reconnecting, read {} sectors ({} errors): {} mismatches with what the last connection wrote",
+                    kept.sectors, kept.errors, kept.mismatches
+                );
+                outcome &= kept.errors == 0 && kept.mismatches == 0 && kept.sectors == sectors;
+            }
+            let written = pump(&mut front, events, channel, requests, false, write_chunk)?;
+            let flushed = pump(&mut front, events, channel, 1, false, |front, _| {
+                front.submit_flush()
+            })?;
+            let read = pump(&mut front, events, channel, requests, true, read_chunk)?;
             info!(
                 "{WHAT}: wrote {} sectors in {} requests ({} errors), flushed ({} errors), read back {} sectors ({} errors): {} mismatches",
                 written.sectors, written.requests, written.errors, flushed.errors, read.sectors, read.errors, read.mismatches
@@ -463,43 +371,143 @@ pub fn blk_pattern(info: &StartInfo) -> ShutdownReason {
         error!("{WHAT}: {problem}");
         outcome = false;
     }
-    // `hold_ms=`: stay connected a while (the default machine keeps banking
-    // up while the untrusted domain attacks it).
-    if let Some(ms) = guest_runtime::command_line::find(info.command_line(), "hold_ms").and_then(|text| text.parse::<u64>().ok()) {
-        info!("{WHAT}: holding the device for {ms} ms");
-        let _ = guest_runtime::time::sleep_ns(ms.saturating_mul(1_000_000));
-    }
     // Close: say Closing, let the backend let go, revoke everything, Closed.
-    if let Err(problem) = bus.set_state(&own_state, XenbusState::Closing) {
-        return fail("Closing", problem);
-    }
-    if let Err(problem) = bus.await_state(&back_state, |state| state >= XenbusState::Closing) {
-        return fail("waiting for the backend to close", problem);
-    }
+    link.begin_close()?;
     let report = front.disconnect();
-    drop(front);
-    let ring_revoked = table.end_access(ring_ref);
-    let _ = event::close(channel);
-    if let Err(problem) = bus.set_state(&own_state, XenbusState::Closed) {
-        return fail("Closed", problem);
-    }
-    let _ = bus.await_state(&back_state, |state| state == XenbusState::Closed);
+    let (grants, _) = front.into_parts();
+    let ring_revoked = link.finish_close(ring_ref, channel)?;
     info!(
         "{WHAT}: disconnected: {} grants revoked, {} still mapped, ring {}",
         report.revoked,
         report.still_mapped,
-        if ring_revoked.is_ok() {
+        if ring_revoked {
             "revoked"
         } else {
             "STILL MAPPED"
         }
     );
-    if outcome && report.still_mapped == 0 && ring_revoked.is_ok() {
-        info!("{WHAT}: ok");
-        ShutdownReason::Poweroff
-    } else {
-        error!("{WHAT}: FAILED");
-        ShutdownReason::Crash
+    drop(ring_page);
+    Ok((
+        outcome && report.still_mapped == 0 && ring_revoked,
+        grants.pages,
+    ))
+}
+
+/// Request sizes of `blk-bench`, in sectors (4 KiB and 44 KiB).
+pub const BENCH_SIZES_SECTORS: [u64; 2] = [8, 88];
+
+/// System time to sleep before timing: every deadline that the handshake's
+/// store calls armed (here and in the driver domain) passes first, so no
+/// timer is pending while the benchmark runs and `-icount sleep=off` has
+/// nothing to skip ahead to while the machine waits for the disk.
+const SETTLE_NS: u64 = 40_000_000_000;
+
+/// `action=blk-bench [id=] [count=]`: connects like `blk-pattern`, lets
+/// every pending deadline pass, then for each size of
+/// [`BENCH_SIZES_SECTORS`] writes and then reads `count` requests
+/// sequentially (one in flight) and logs the instructions each pass took
+/// (`rdtsc` under `-icount shift=0,sleep=off`).
+pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
+    const WHAT: &str = "blk-bench";
+    let (Some(id), Some(count)) = (
+        optional(info, "id", 51712, 0, 0xffff_ffff),
+        optional(info, "count", 64, 1, 1_000_000),
+    ) else {
+        return ShutdownReason::Crash;
+    };
+    let mut link = match VbdLink::open(info, id as u32) {
+        Ok(link) => link,
+        Err(problem) => return fail("setup", problem),
+    };
+    let ring_ref = FIRST_TEST_REF as u32;
+    let mut ring_page = Page::new();
+    ring_page.zero();
+    let Some(ring_pfn) = ring_page.pfn() else {
+        return fail("ring", "page outside RAM");
+    };
+    let grants = RuntimeGrants {
+        table: link.table,
+        pages: (0..DATA_PAGES).map(|_| Page::new()).collect(),
+        free_refs: (ring_ref + 1..ring_ref + 1 + DATA_PAGES as u32)
+            .rev()
+            .collect(),
+    };
+    let mut front = Blkfront::new(
+        ring_page.shared(),
+        grants,
+        (0..DATA_PAGES).collect(),
+        DomId(link.backend),
+        id as u16,
+    );
+    let channel = match link.connect(ring_ref, ring_pfn) {
+        Ok(port) => port,
+        Err(problem) => return fail("connecting", problem),
+    };
+    let largest = BENCH_SIZES_SECTORS[1];
+    if link.sectors < count * largest {
+        return fail("disk", "smaller than count= requests of 44 KiB");
+    }
+    let _ = guest_runtime::time::sleep_ns(SETTLE_NS);
+    let _ = guest_runtime::time::cancel_timer();
+    let mut outcome = true;
+    for size in BENCH_SIZES_SECTORS {
+        let data = alloc::vec![0x5au8; size as usize * SECTOR];
+        for write in [true, false] {
+            let started = guest_runtime::timestamp_counter();
+            let mut errors = 0u64;
+            for index in 0..count {
+                let submitted = if write {
+                    front.submit_write(index * size, &data)
+                } else {
+                    front.submit_read(index * size, size as u32)
+                };
+                if let Err(problem) = submitted {
+                    return fail("submitting", format!("{problem:?}"));
+                }
+                match front.publish() {
+                    Ok(notification) if notification.is_required() => {
+                        let _ = event::send(channel);
+                    }
+                    Ok(_) => {}
+                    Err(problem) => return fail("publishing", format!("{problem:?}")),
+                }
+                loop {
+                    match front.poll() {
+                        Ok(Some(completion)) => {
+                            errors += u64::from(!completion.is_ok());
+                            break;
+                        }
+                        Ok(None) => {
+                            // No deadline: nothing may be armed while timing.
+                            if let Err(errno) = link.events.wait_for(&PortSet::of(channel)) {
+                                return fail("waiting", errno);
+                            }
+                        }
+                        Err(problem) => return fail("response", format!("{problem:?}")),
+                    }
+                }
+            }
+            let instructions = guest_runtime::timestamp_counter().wrapping_sub(started);
+            info!(
+                "bench: blk split {} {} B: {instructions} instructions for {count} requests ({errors} errors)",
+                if write { "write" } else { "read" },
+                size as usize * SECTOR,
+            );
+            outcome &= errors == 0;
+        }
+    }
+    if let Err(problem) = link.begin_close() {
+        return fail("closing", problem);
+    }
+    let report = front.disconnect();
+    drop(front);
+    match link.finish_close(ring_ref, channel) {
+        Ok(true) if outcome && report.still_mapped == 0 => {
+            info!("{WHAT}: ok");
+            ShutdownReason::Poweroff
+        }
+        Ok(_) => fail("closing", "grants still mapped or errors"),
+        Err(problem) => fail("closing", problem),
     }
 }
 

@@ -14,6 +14,8 @@ extern crate alloc;
 mod action;
 mod bench;
 mod blk;
+mod blk_hostile;
+mod vbd_link;
 mod control;
 mod events;
 mod grant_self;
@@ -216,6 +218,8 @@ fn run(action: Action, info: &StartInfo) -> ShutdownReason {
         Action::DummyFront => xenbus_dummy::dummy_front(info),
         Action::StoreAttack => xenbus_dummy::store_attack(info),
         Action::BlkPattern => blk::blk_pattern(info),
+        Action::BlkHostile => blk_hostile::blk_hostile(info),
+        Action::BlkBench => blk::blk_bench(info),
         Action::Snoop => snoop::snoop(info),
         Action::EventFlood => events::event_flood(info),
         Action::EventSink => events::event_sink(info),

@@ -138,6 +138,23 @@ pub fn mask_ioapic(index: usize) -> u32 {
 /// The PIT's input clock.
 pub const PIT_HZ: u64 = 1_193_182;
 
+/// Stops PIT channel 0, which the firmware leaves ticking at 18.2 Hz: its
+/// line is masked in the IOAPIC, but a periodic PIT is still a timer the
+/// machine (or an emulator's idle skip) keeps waking for. Mode 0 with the
+/// longest count fires once more, then stays quiet.
+pub fn stop_pit_channel0() {
+    let mut command: Port<u8> = Port::new(0x43);
+    let mut channel0: Port<u8> = Port::new(0x40);
+    // SAFETY: the PIT belongs to the hypervisor (the tick source is the
+    // LAPIC timer); this reprograms channel 0 only: lobyte/hibyte access,
+    // mode 0 (interrupt on terminal count), count 0 (65536).
+    unsafe {
+        command.write(0b0011_0000);
+        channel0.write(0);
+        channel0.write(0);
+    }
+}
+
 /// What one calibration run measured over the same PIT interval.
 #[derive(Clone, Copy, Debug)]
 pub struct Calibration {
