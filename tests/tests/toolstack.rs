@@ -47,6 +47,14 @@ fn xl_drives_the_running_machine() {
     assert!(list.lines().next().is_some_and(|header| header.split_whitespace().collect::<Vec<_>>() == ["Name", "ID", "Mem", "VCPUs", "State", "Time(s)"]), "{list}");
     assert!(list.lines().any(|line| line.starts_with("control ") && line.split_whitespace().nth(1) == Some("1")), "{list}");
     assert_eq!(running.xl_ok(&["getenforce"]).trim(), "Enforcing");
+    running.xl_ok(&["setenforce", "Permissive"]);
+    assert_eq!(running.xl_ok(&["getenforce"]).trim(), "Permissive");
+    running.xl_ok(&["setenforce", "Enforcing"]);
+    // The machine's own policy again, compiled by xl from its source and
+    // uploaded over the channel.
+    let policy = running.socket.with_file_name("policy.te");
+    running.xl_ok(&["loadpolicy", policy.to_str().expect("path")]);
+    running.wait_for("loaded a new policy", STEP);
     assert!(running.xl_ok(&["dmesg"]).contains("operator channel: COM2"));
     running.wait_for("1 domain(s) left; frames free", STEP);
     let before = free_mib(&running);
