@@ -116,6 +116,7 @@ fn the_default_machine_refuses_every_attack_and_banking_carries_on() {
         .expect_log("pci 00:03.0: assigned to d2 (driver)")
         .expect_log("blk-pattern: wrote 4096 sectors")
         .expect_log("flushed (0 errors), read back 4096 sectors (0 errors): 0 mismatches")
+        .expect_log("blk-pattern: holding the device for 5000 ms")
         .expect_log("blk-pattern: ok")
         .expect_no_log(": FAIL")
         .expect_no_log("shutdown: crash")

@@ -371,6 +371,15 @@ fn one_round(
         error!("{WHAT}: {problem}");
         outcome = false;
     }
+    // `hold_ms=`: stay connected a while first (the default machine keeps
+    // banking's disk up while the untrusted domain attacks).
+    let hold_ms = guest_runtime::start_info()
+        .and_then(|info| guest_runtime::command_line::find(info.command_line(), "hold_ms"))
+        .and_then(|text| text.parse::<u64>().ok());
+    if let Some(ms) = hold_ms {
+        info!("{WHAT}: holding the device for {ms} ms");
+        let _ = guest_runtime::time::sleep_ns(ms.saturating_mul(1_000_000));
+    }
     // Close: say Closing, let the backend let go, revoke everything, Closed.
     link.begin_close()?;
     let report = front.disconnect();
