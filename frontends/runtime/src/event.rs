@@ -284,7 +284,13 @@ impl<'a> EventLoop<'a> {
         let mut armed = false;
         loop {
             let got = self.take(interest);
-            if !got.is_empty() || now() >= deadline_ns {
+            let expired = now() >= deadline_ns;
+            if !got.is_empty() || expired {
+                // The one-shot timer is this wait's: an event that came first
+                // leaves no stale deadline behind to wake the domain later.
+                if armed && !expired {
+                    crate::time::cancel_timer()?;
+                }
                 return Ok(got);
             }
             if !armed {

@@ -252,11 +252,14 @@ The same virtio-blk disk, in one run under `-icount shift=0,sleep=off`: {BLOCK_R
 each size, one in flight, first by a guest through blkfront, the ring, blkback and grant-mapped\n\
 pages DMAed by the driver domain (probe `blk-bench`), then by the driver domain from its own pages\n\
 (`bench-direct=`). Instructions are the whole machine's (guest, hypervisor, driver domain) from the\n\
-first request to the last completion, timed with `rdtsc`; pending timers are let expire first so\n\
-`sleep=off` never skips ahead while the disk works. Goal: split within 10% of direct.\n\n\
+first request to the last completion, timed with `rdtsc`; pending timers are let expire first, and\n\
+a wait no longer leaves its deadline armed, so while the machine idles for the disk no timer is\n\
+pending and `sleep=off` stops virtual time: a wait costs nothing and the figures count the CPU work\n\
+of each path (the device's own latency and DMA are free on both sides). Goal: split within 10% of direct.\n\n\
 | request | split, instructions per MiB | direct, instructions per MiB | split / direct |\n\
 |---|---:|---:|---:|\n"
     );
+    let worst = rows.iter().map(|row| per_mib(row.split, row.bytes) / per_mib(row.direct, row.bytes).max(1.0)).fold(0.0, f64::max);
     for row in rows {
         let (split, direct) = (per_mib(row.split, row.bytes), per_mib(row.direct, row.bytes));
         text.push_str(&format!(
@@ -268,6 +271,15 @@ first request to the last completion, timed with `rdtsc`; pending timers are let
             split / direct.max(1.0)
         ));
     }
+    text.push_str(&format!(
+        "\nResult: the goal is {}: the split path costs up to {worst:.1}× the direct one. The direct path is\n\
+a bare driver with no stack above it (a few thousand instructions a request), so the split path's\n\
+fixed cost per request dominates: blkfront and the ring, two event-channel notifications and domain\n\
+switches, a grant map and unmap per segment, and one virtio request per segment (11 for 44 KiB).\n\
+Batching segments into one virtio request and keeping grants mapped (persistent grants) are the\n\
+obvious next steps.\n",
+        if worst <= 1.1 { "met" } else { "not met" }
+    ));
     text
 }
 
@@ -277,6 +289,8 @@ fn main() {
         println!("{}", block_table(&block_figures()));
         return;
     }
+    eprintln!("qemu-bench: split block device vs the driver domain's own I/O");
+    let block = block_table(&block_figures());
     eprintln!("qemu-bench: xl create and 100 create/destroy cycles over the operator's channel");
     let xl = xl_figures();
     eprintln!("qemu-bench: null hypercall vs bare syscall/sysret, {CALLS} calls each, under -icount shift=0,sleep=off");
@@ -363,6 +377,7 @@ the domain's first console output, in a second run under `-icount` (median of 5 
 Anchors: LightVM creates a Xen domain in 2.3 ms; stock `xl` takes 1–2.5 s with devices. Most of\n\
 our wall time is the serial transfer of the kernel (115200-baud UART emulation moving bytes as\n\
 fast as the guest reads them) and TCG, not the builder.\n\n\
+{block}\n\
 {END}\n",
         create_ms = xl.create_ms,
         create_instructions = xl.create_instructions,
