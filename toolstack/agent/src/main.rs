@@ -95,7 +95,8 @@ fn domain_main(info: &StartInfo) -> ShutdownReason {
         operator.on_input(&mut service);
     }
     loop {
-        for domid in service.run() {
+        let (gone, more) = service.run();
+        for domid in gone {
             withdraw_devices(&mut service, &devices, domid);
         }
         let mut interest = service.ports();
@@ -103,7 +104,10 @@ fn domain_main(info: &StartInfo) -> ShutdownReason {
         if let Some(port) = console {
             interest.insert(port);
         }
-        let waited = if operator.streaming() {
+        let waited = if more {
+            // The store still has work: look at the other events without blocking.
+            Ok(events.take(&interest))
+        } else if operator.streaming() {
             events.wait_until(&interest, guest_runtime::time::system_time_ns().saturating_add(CONSOLE_POLL_NS))
         } else {
             events.wait_for(&interest)

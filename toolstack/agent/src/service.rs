@@ -18,6 +18,10 @@ use xenstore::{Access, Config, ConnId, Perms, Store};
 
 /// Requests answered per connection per round (the fairness cap).
 pub const REQUESTS_PER_ROUND: usize = 4;
+/// Rounds one [`Service::run`] serves at most before the agent looks at
+/// its other events (the operator's channel, domain exits): a domain that
+/// keeps its ring full must not keep the agent from them.
+pub const ROUNDS_PER_RUN: usize = 64;
 
 /// One domain the store serves.
 struct Client {
@@ -154,12 +158,14 @@ impl Service {
         }
     }
 
-    /// Serves rounds until one makes no progress; notifies each domain that
-    /// got replies or room. Returns the domains whose connection broke
-    /// (they are released).
-    pub fn run(&mut self) -> Vec<u16> {
+    /// Serves rounds until one makes no progress or [`ROUNDS_PER_RUN`]
+    /// have been served; notifies each domain that got replies or room.
+    /// Returns the domains whose connection broke (they are released) and
+    /// whether work is left (the caller must not block before the next run).
+    pub fn run(&mut self) -> (Vec<u16>, bool) {
         let mut broken: Vec<ConnId> = Vec::new();
-        loop {
+        let mut more = false;
+        for round in 1..=ROUNDS_PER_RUN {
             let before: Vec<u64> = self.clients.iter().map(|c| self.store.stats(c.conn).map_or(0, |s| s.served)).collect();
             let clients = &self.clients;
             let passes = serve(
@@ -195,6 +201,7 @@ impl Service {
             if !broken.is_empty() || !progress {
                 break;
             }
+            more = round == ROUNDS_PER_RUN;
         }
         let mut gone = Vec::new();
         for conn in broken {
@@ -203,6 +210,6 @@ impl Service {
                 gone.push(domid);
             }
         }
-        gone
+        (gone, more)
     }
 }

@@ -233,7 +233,7 @@ fn create(channel: &Channel, path: &Path) -> Result<(), String> {
     }
     // Only what the loader reads crosses the channel (no debug information);
     // what does not parse here goes as it is, for the hypervisor's loader to judge.
-    let kernel = toolstack::elf::loadable_image(&kernel).unwrap_or_else(|_| kernel.clone());
+    let kernel = toolstack::elf::loadable_image(&kernel, config.memory_mib << 20).unwrap_or_else(|_| kernel.clone());
     let spec = CreateSpec {
         name: config.name.clone(),
         memory_mib: config.memory_mib,
