@@ -3,12 +3,12 @@
 //! that breaks its ring is disconnected alone; everyone else keeps being served.
 
 use alloc::vec::Vec;
-use ring_protocol::blkif::{Blkif, BlkifRequest, BlkifResponse, STATUS_OKAY};
+use ring_protocol::blkif::{Blkif, BlkifResponse, STATUS_OKAY};
 use ring_protocol::{Backend, MalformedEntry, RingError, SharedPage};
 use xen_abi::DomId;
 
 use crate::disk::VirtualDisk;
-use crate::executor::{BlockOperation, ExecuteError, Executor};
+use crate::executor::{BlockOperation, ExecuteError, Executor, GrantPolicy};
 use crate::request::{plan, status_of, Rejection, Work};
 
 /// A frontend's place in the backend's table (stable for the backend's lifetime).
@@ -91,6 +91,7 @@ struct Connection<'page> {
     ring: Option<Backend<'page, Blkif>>,
     counters: FrontendCounters,
     served_this_round: u32,
+    grants: GrantPolicy,
 }
 
 /// A block backend serving many frontends over one [`Executor`].
@@ -139,17 +140,21 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
             ring: Some(Backend::attach(page)),
             counters: FrontendCounters::default(),
             served_this_round: 0,
+            grants: GrantPolicy::Transient,
         });
         Ok(FrontendId(self.connections.len() - 1))
     }
 
-    /// Stops serving a frontend (its ring page is touched no more). Unknown ids and
-    /// frontends already disconnected are left alone.
+    /// Stops serving a frontend (its ring page is touched no more) and has the executor
+    /// release the grants it kept of the frontend's domain. Unknown ids are left alone.
     pub fn disconnect(&mut self, frontend: FrontendId) {
         if let Some(connection) = self.connections.get_mut(frontend.0) {
             if connection.ring.take().is_some() {
                 connection.counters.disconnect = Some(DisconnectReason::Requested);
             }
+            // Whatever the executor kept of its grants goes before the caller tells the
+            // frontend (which then ends its grants).
+            self.executor.release_grants(connection.domain);
         }
     }
 
@@ -163,6 +168,7 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
         };
         connection.ring = Some(Backend::attach(page));
         connection.counters.disconnect = None;
+        connection.grants = GrantPolicy::Transient;
         true
     }
 
@@ -204,9 +210,22 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
         &mut self.executor
     }
 
+    /// How the executor may hold `frontend`'s data grants (from the `feature-persistent`
+    /// negotiation; [`GrantPolicy::Transient`] until said otherwise). Returns `false` for
+    /// an unknown id.
+    pub fn set_grant_policy(&mut self, frontend: FrontendId, grants: GrantPolicy) -> bool {
+        let Some(connection) = self.connections.get_mut(frontend.0) else {
+            return false;
+        };
+        connection.grants = grants;
+        true
+    }
+
     /// Serves every connected frontend once, at most `cap` requests each (a `cap` of 0 is
-    /// taken as 1), starting one frontend further than the last round. Publishes each
-    /// frontend's responses and re-arms its request event when its ring is drained.
+    /// taken as 1), starting one frontend further than the last round. The requests of the
+    /// round go to the executor as one batch (the device may work on them together), then
+    /// each frontend's responses are published and its request event re-armed when its
+    /// ring is drained.
     pub fn serve_round(&mut self, cap: u32) -> RoundReport {
         let cap = cap.max(1);
         let mut report = RoundReport::default();
@@ -216,19 +235,66 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
         }
         let start = self.next_start % count;
         self.next_start = (start + 1) % count;
+        let mut taken: Vec<Taken> = Vec::new();
+        let mut early_broken: Vec<DomId> = Vec::new();
         for offset in 0..count {
             let index = (start + offset) % count;
             let connection = &mut self.connections[index];
             connection.served_this_round = 0;
-            let outcome = serve_frontend(
-                connection,
-                &mut self.executor,
-                cap,
-                FrontendId(index),
-                &mut report.refused,
-            );
+            let first = taken.len();
+            if let Err(error) = take_requests(connection, index, cap, &mut taken) {
+                // Broken ring: nothing it asked for is carried out or answered.
+                taken.truncate(first);
+                connection.ring = None;
+                connection.served_this_round = 0;
+                connection.counters.disconnect = Some(DisconnectReason::Ring(error));
+                early_broken.push(connection.domain);
+            }
+        }
+        for domain in early_broken {
+            self.executor.release_grants(domain);
+        }
+        let results = execute(&mut self.executor, &taken);
+        let mut broken: Vec<DomId> = Vec::new();
+        for (entry, result) in taken.iter().zip(results) {
+            let connection = &mut self.connections[entry.connection];
+            let Some(ring) = connection.ring.as_mut() else {
+                continue;
+            };
+            let mut response = entry.response;
+            let mut reason = entry.reason;
+            if let Some(Err(failure)) = result {
+                response.status = status_of(Err(failure));
+                reason = Some(RefusalReason::Failed(failure));
+            }
+            if let Some(reason) = reason.filter(|_| response.status != STATUS_OKAY) {
+                report.refused.push(Refusal {
+                    frontend: FrontendId(entry.connection),
+                    id: response.id,
+                    operation: response.operation,
+                    status: response.status,
+                    reason,
+                });
+            }
+            if let Err(error) = ring.push_response(&response) {
+                connection.ring = None;
+                connection.counters.disconnect = Some(DisconnectReason::Ring(error));
+                broken.push(connection.domain);
+                continue;
+            }
+            connection.counters.requests_served += 1;
+            if response.status != STATUS_OKAY {
+                connection.counters.errors += 1;
+            }
+        }
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            let connection = &mut self.connections[index];
             report.requests_served += connection.served_this_round;
-            match outcome {
+            let Some(ring) = connection.ring.as_mut() else {
+                continue;
+            };
+            match finish_round(ring) {
                 Ok(Service { notify, pending }) => {
                     if notify {
                         report.notify.push(FrontendId(index));
@@ -238,8 +304,12 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
                 Err(error) => {
                     connection.ring = None;
                     connection.counters.disconnect = Some(DisconnectReason::Ring(error));
+                    broken.push(connection.domain);
                 }
             }
+        }
+        for domain in broken {
+            self.executor.release_grants(domain);
         }
         report
     }
@@ -250,102 +320,150 @@ struct Service {
     pending: bool,
 }
 
-/// Serves up to `cap` requests of one frontend.
+/// One request taken from a ring in this round, waiting for its answer.
+struct Taken {
+    /// Whose (index into the backend's table).
+    connection: usize,
+    /// The answer if the executor is not involved or succeeds; its status is replaced by
+    /// the executor's failure.
+    response: BlkifResponse,
+    /// Why it is refused, if it already is.
+    reason: Option<RefusalReason>,
+    /// What the executor is to do (`None`: refused before reaching it).
+    work: Option<Work>,
+    /// The frontend's domain and grant policy, for the executor.
+    domain: DomId,
+    grants: GrantPolicy,
+}
+
+/// Takes up to `cap` requests of one frontend, validating each.
 ///
 /// # Errors
 ///
 /// A fatal ring error: the caller disconnects the frontend.
-fn serve_frontend<E: Executor>(
+fn take_requests(
     connection: &mut Connection<'_>,
-    executor: &mut E,
+    index: usize,
     cap: u32,
-    frontend: FrontendId,
-    refused: &mut Vec<Refusal>,
-) -> Result<Service, RingError> {
+    taken: &mut Vec<Taken>,
+) -> Result<(), RingError> {
     let Some(ring) = connection.ring.as_mut() else {
-        return Ok(Service {
-            notify: false,
-            pending: false,
-        });
+        return Ok(());
     };
     for _ in 0..cap {
-        let (response, reason) = match ring.next_request() {
+        let entry = match ring.next_request() {
             Ok(None) => break,
-            Ok(Some(request)) => {
-                let (status, reason) =
-                    handle(&request, connection.domain, &connection.disk, executor);
-                (BlkifResponse::to(&request, status), reason)
-            }
-            Err(RingError::Malformed(malformed)) => (
-                BlkifResponse::for_malformed(&malformed),
-                Some(RefusalReason::Malformed(malformed)),
-            ),
+            Ok(Some(request)) => match plan(&request, &connection.disk) {
+                Ok(work) => Taken {
+                    connection: index,
+                    response: BlkifResponse::to(&request, STATUS_OKAY),
+                    reason: None,
+                    work: Some(work),
+                    domain: connection.domain,
+                    grants: connection.grants,
+                },
+                Err(rejection) => Taken {
+                    connection: index,
+                    response: BlkifResponse::to(&request, Rejection::status(rejection)),
+                    reason: Some(RefusalReason::Rejected(rejection)),
+                    work: None,
+                    domain: connection.domain,
+                    grants: connection.grants,
+                },
+            },
+            Err(RingError::Malformed(malformed)) => Taken {
+                connection: index,
+                response: BlkifResponse::for_malformed(&malformed),
+                reason: Some(RefusalReason::Malformed(malformed)),
+                work: None,
+                domain: connection.domain,
+                grants: connection.grants,
+            },
             Err(error) => return Err(error),
         };
-        if let Some(reason) = reason.filter(|_| response.status != STATUS_OKAY) {
-            refused.push(Refusal {
-                frontend,
-                id: response.id,
-                operation: response.operation,
-                status: response.status,
-                reason,
-            });
-        }
-        ring.push_response(&response)?;
+        taken.push(entry);
         connection.served_this_round += 1;
-        connection.counters.requests_served += 1;
-        if response.status != STATUS_OKAY {
-            connection.counters.errors += 1;
-        }
     }
+    Ok(())
+}
+
+/// Publishes a frontend's responses and re-arms its request event when drained.
+fn finish_round(ring: &mut Backend<'_, Blkif>) -> Result<Service, RingError> {
     let notify = ring.publish_responses()?.is_required();
     // Arms req_event when drained, so the frontend's next request raises an event.
     let pending = ring.final_check_for_requests()?;
     Ok(Service { notify, pending })
 }
 
-/// Validates one request and has the executor carry it out; returns the blkif status
-/// and, for an error, why.
-fn handle<E: Executor>(
-    request: &BlkifRequest,
-    domain: DomId,
-    disk: &VirtualDisk,
+/// Has the executor carry out the round's work as one batch; per taken request, `None`
+/// if the executor was not involved, else the first failure of its operations.
+fn execute<E: Executor>(
     executor: &mut E,
-) -> (i16, Option<RefusalReason>) {
-    let work = match plan(request, disk) {
-        Ok(work) => work,
-        Err(rejection) => {
-            return (
-                Rejection::status(rejection),
-                Some(RefusalReason::Rejected(rejection)),
-            )
+    taken: &[Taken],
+) -> Vec<Option<Result<(), ExecuteError>>> {
+    let mut operations: Vec<BlockOperation<'_>> = Vec::with_capacity(taken.len());
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(taken.len());
+    for entry in taken {
+        let first = operations.len();
+        if let Some(work) = &entry.work {
+            operations_of(work, entry.domain, entry.grants, &mut operations);
         }
-    };
-    let result = match &work {
-        Work::Read(segments) => executor.execute(&BlockOperation::Read {
-            frontend: domain,
-            segments: segments.as_slice(),
-        }),
-        Work::Write(segments) => executor.execute(&BlockOperation::Write {
-            frontend: domain,
-            segments: segments.as_slice(),
-        }),
-        Work::WriteThenFlush(segments) => executor
-            .execute(&BlockOperation::Write {
-                frontend: domain,
-                segments: segments.as_slice(),
+        spans.push((first, operations.len()));
+    }
+    let mut results = alloc::vec![Ok(()); operations.len()];
+    if !operations.is_empty() {
+        executor.execute_batch(&operations, &mut results);
+    }
+    spans
+        .iter()
+        .map(|&(first, end)| {
+            (first != end).then(|| {
+                results[first..end]
+                    .iter()
+                    .copied()
+                    .find(Result::is_err)
+                    .unwrap_or(Ok(()))
             })
-            .and_then(|()| executor.execute(&BlockOperation::Flush)),
-        Work::Flush => executor.execute(&BlockOperation::Flush),
+        })
+        .collect()
+}
+
+/// The executor's operations for one validated request (a write with a flush is two: the
+/// flush waits for the write, as [`Executor::execute_batch`] promises).
+fn operations_of<'work>(
+    work: &'work Work,
+    frontend: DomId,
+    grants: GrantPolicy,
+    operations: &mut Vec<BlockOperation<'work>>,
+) {
+    match work {
+        Work::Read(segments) => operations.push(BlockOperation::Read {
+            frontend,
+            segments: segments.as_slice(),
+            grants,
+        }),
+        Work::Write(segments) => operations.push(BlockOperation::Write {
+            frontend,
+            segments: segments.as_slice(),
+            grants,
+        }),
+        Work::WriteThenFlush(segments) => {
+            operations.push(BlockOperation::Write {
+                frontend,
+                segments: segments.as_slice(),
+                grants,
+            });
+            operations.push(BlockOperation::Flush);
+        }
+        Work::Flush => operations.push(BlockOperation::Flush),
         Work::Discard {
             physical_sector,
             sector_count,
             secure,
-        } => executor.execute(&BlockOperation::Discard {
+        } => operations.push(BlockOperation::Discard {
             physical_sector: *physical_sector,
             sector_count: *sector_count,
             secure: *secure,
         }),
-    };
-    (status_of(result), result.err().map(RefusalReason::Failed))
+    }
 }

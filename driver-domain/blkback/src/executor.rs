@@ -56,6 +56,19 @@ impl SegmentTransfer {
     }
 }
 
+/// How the executor may hold a frontend's data grants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GrantPolicy {
+    /// Map each segment's grant for the operation and unmap it before returning (blkif
+    /// without `feature-persistent`).
+    #[default]
+    Transient,
+    /// Both ends agreed on `feature-persistent`: the frontend grants each data page once,
+    /// read-write, and reuses its reference, so the executor may keep the mapping (up to a
+    /// bound of its choosing) until [`Executor::release_grants`] for that frontend.
+    Persistent,
+}
+
 /// Validated work for the executor.
 ///
 /// For transfers the executor resolves each segment's `(frontend, grant)`: it maps the
@@ -70,6 +83,8 @@ pub enum BlockOperation<'request> {
         frontend: DomId,
         /// 1..=11 segments, contiguous on disk in this order.
         segments: &'request [SegmentTransfer],
+        /// Whether the grants may stay mapped after the operation.
+        grants: GrantPolicy,
     },
     /// Write the granted pages' contents to the segments' physical sectors.
     Write {
@@ -77,6 +92,8 @@ pub enum BlockOperation<'request> {
         frontend: DomId,
         /// 1..=11 segments, contiguous on disk in this order.
         segments: &'request [SegmentTransfer],
+        /// Whether the grants may stay mapped after the operation.
+        grants: GrantPolicy,
     },
     /// Make every write completed so far durable (virtio-blk `VIRTIO_BLK_T_FLUSH`).
     Flush,
@@ -121,10 +138,47 @@ pub trait Executor {
     ///
     /// An [`ExecuteError`] saying why it failed; the request is answered accordingly.
     fn execute(&mut self, operation: &BlockOperation<'_>) -> Result<(), ExecuteError>;
+
+    /// Performs every operation of `batch`, writing each one's status to the same index
+    /// of `results` (which is as long as `batch`). The operations may be carried out
+    /// concurrently and complete in any order, except that a [`BlockOperation::Flush`]
+    /// starts only once every operation before it in the batch has completed, and the
+    /// operations after it start only once it has. When this returns, every operation
+    /// is complete, as for [`execute`](Self::execute).
+    ///
+    /// The default carries them out one by one.
+    fn execute_batch(
+        &mut self,
+        batch: &[BlockOperation<'_>],
+        results: &mut [Result<(), ExecuteError>],
+    ) {
+        for (operation, result) in batch.iter().zip(results.iter_mut()) {
+            *result = self.execute(operation);
+        }
+    }
+
+    /// `frontend`'s connection has ended: unmap every grant of its that is still kept
+    /// ([`GrantPolicy::Persistent`]) before the frontend is told, so that it can end
+    /// its grants. The default keeps none.
+    fn release_grants(&mut self, frontend: DomId) {
+        let _ = frontend;
+    }
 }
 
 impl<E: Executor + ?Sized> Executor for &mut E {
     fn execute(&mut self, operation: &BlockOperation<'_>) -> Result<(), ExecuteError> {
         (**self).execute(operation)
+    }
+
+    fn execute_batch(
+        &mut self,
+        batch: &[BlockOperation<'_>],
+        results: &mut [Result<(), ExecuteError>],
+    ) {
+        (**self).execute_batch(batch, results);
+    }
+
+    fn release_grants(&mut self, frontend: DomId) {
+        (**self).release_grants(frontend);
     }
 }

@@ -30,6 +30,8 @@ pub use backend::{
     RoundReport, SetupError,
 };
 pub use disk::{DiskError, DiskMode, VirtualDisk, SECTOR_SIZE_BYTES};
-pub use executor::{BlockOperation, ExecuteError, Executor, GrantRef, SegmentTransfer};
+pub use executor::{
+    BlockOperation, ExecuteError, Executor, GrantPolicy, GrantRef, SegmentTransfer,
+};
 pub use request::Rejection;
 pub use xen_abi::DomId;

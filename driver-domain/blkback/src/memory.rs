@@ -282,8 +282,12 @@ impl MemoryExecutor {
 impl Executor for MemoryExecutor {
     fn execute(&mut self, operation: &BlockOperation<'_>) -> Result<(), ExecuteError> {
         match *operation {
-            BlockOperation::Read { frontend, segments } => self.transfer(frontend, segments, false),
-            BlockOperation::Write { frontend, segments } => self.transfer(frontend, segments, true),
+            BlockOperation::Read {
+                frontend, segments, ..
+            } => self.transfer(frontend, segments, false),
+            BlockOperation::Write {
+                frontend, segments, ..
+            } => self.transfer(frontend, segments, true),
             BlockOperation::Flush => {
                 self.flushes += 1;
                 Ok(())

@@ -8,20 +8,25 @@
 //!   `'static` page the long-lived [`BlockBackend`] serves; the type keeps
 //!   the page out of every other hand and detaches it from the backend
 //!   before it unmaps it.
-//! - [`transfer`]: submits segments of granted pages to virtio-blk for DMA
-//!   straight into or out of them, and does not return before the device
-//!   has answered every one it was given.
+//! - [`Blk`] and [`run_batch`]: our virtio-blk requests on virtio-drivers'
+//!   `VirtQueue`, each a header, up to 11 data buffers (granted pages or
+//!   our own pool pages, borrowed through [`Segment`]) and a status byte;
+//!   `run_batch` submits many at once for DMA straight into or out of the
+//!   pages and does not return before the device has answered every one
+//!   it was given.
 
-use alloc::vec;
-use alloc::vec::Vec;
+use alloc::boxed::Box;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use blkback::{BlockBackend, DomId, Executor, FrontendId, SetupError, VirtualDisk};
 use guest_runtime::grant::{self, Failure, Mapping};
 use guest_runtime::page::SharedPage;
-use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
+use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
 use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::{InterruptStatus, Transport};
 use virtio_drivers::{BufferDirection, Error, Hal, PhysAddr};
 use xen_abi::layout::PAGE_SIZE;
 
@@ -116,9 +121,6 @@ impl ConfigurationAccess for PhysdevConfig {
     }
 }
 
-/// The virtio-blk driver over our PCI transport.
-pub type Blk = VirtIOBlk<DriverHal, PciTransport>;
-
 /// A frontend's ring page mapped (writable) from its grant, served by a
 /// [`BlockBackend`] that outlives it. The page is only ever handed to the
 /// backend, through [`attach`](Self::attach) or
@@ -200,157 +202,356 @@ impl MappedRing {
     }
 }
 
-/// One segment of a transfer: `length` bytes at `offset` of a granted
-/// page, to or from disk sectors from `sector`.
-pub struct Segment<'m> {
-    /// The granted page, mapped with a bus address registered in
-    /// [`crate::dma`] (writable for a read from disk).
-    pub mapping: &'m Mapping,
-    /// Byte offset in the page (a multiple of 512).
-    pub offset: usize,
-    /// Bytes (a non-zero multiple of 512, within the page).
-    pub length: usize,
-    /// First disk sector.
-    pub sector: u64,
+/// Descriptors in our virtio-blk queue (a 44 KiB request takes 13).
+const QUEUE_SIZE: usize = 128;
+/// Requests in flight at most (each takes at least 3 descriptors).
+const MAX_IN_FLIGHT: usize = QUEUE_SIZE / 3;
+/// Bytes in a sector.
+pub const SECTOR_SIZE: usize = 512;
+/// Data buffers in one request at most (blkif's segment limit).
+pub const MAX_SEGMENTS: usize = 11;
+
+bitflags::bitflags! {
+    /// The virtio-blk feature bits we may negotiate (virtio 1.2 §5.2.3).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct BlkFeatures: u64 {
+        /// The device is read-only.
+        const RO = 1 << 5;
+        /// The device has a write cache that `VIRTIO_BLK_T_FLUSH` flushes.
+        const FLUSH = 1 << 9;
+        /// Used-buffer notifications as the driver asks (`used_event`).
+        const RING_EVENT_IDX = 1 << 29;
+        /// The modern interface.
+        const VERSION_1 = 1 << 32;
+    }
 }
 
-impl Segment<'_> {
-    fn is_valid(&self, write: bool) -> bool {
-        self.length > 0
-            && self.length % SECTOR_SIZE == 0
-            && self.offset % SECTOR_SIZE == 0
-            && self.offset + self.length <= PAGE_SIZE as usize
-            && (write || !self.mapping.readonly())
-            && grant::in_grant_window(self.mapping.address())
+/// virtio-blk request types.
+const TYPE_IN: u32 = 0;
+const TYPE_OUT: u32 = 1;
+const TYPE_FLUSH: u32 = 4;
+/// The status the device writes for success.
+const STATUS_OK: u8 = 0;
+/// A status value the device never writes (set before submission).
+const STATUS_UNSET: u8 = 0xff;
+
+/// What a request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceOp {
+    /// Disk to the segments.
+    Read,
+    /// The segments to disk.
+    Write,
+    /// Flush the device's write cache (no segments).
+    Flush,
+}
+
+/// One data buffer of a request: `length` bytes at `address`, inside memory
+/// that `'m` keeps mapped (a granted page or a run of our DMA pool). Made
+/// only by [`Segment::granted`] and [`Segment::own`], which check the range.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'m> {
+    address: u64,
+    length: usize,
+    writable: bool,
+    owner: PhantomData<&'m ()>,
+}
+
+impl<'m> Segment<'m> {
+    /// `length` bytes at `offset` of a granted page mapped in the grant
+    /// window; `None` unless whole sectors inside the page.
+    pub fn granted(mapping: &'m Mapping, offset: usize, length: usize) -> Option<Segment<'m>> {
+        let fits = length > 0
+            && length % SECTOR_SIZE == 0
+            && offset % SECTOR_SIZE == 0
+            && offset + length <= PAGE_SIZE as usize
+            && grant::in_grant_window(mapping.address());
+        fits.then(|| Segment {
+            address: mapping.address() + offset as u64,
+            length,
+            writable: !mapping.readonly(),
+            owner: PhantomData,
+        })
     }
 
-    fn address(&self) -> *mut u8 {
-        (self.mapping.address() + self.offset as u64) as *mut u8
+    /// `length` bytes at the start of a run of our pool pages; `None`
+    /// unless whole sectors inside the run.
+    pub fn own(run: &'m PoolRun, length: usize) -> Option<Segment<'m>> {
+        let fits = length > 0 && length % SECTOR_SIZE == 0 && length <= run.length();
+        fits.then_some(Segment {
+            address: run.address,
+            length,
+            writable: true,
+            owner: PhantomData,
+        })
     }
+}
+
+/// One virtio-blk request of a batch.
+#[derive(Clone, Debug)]
+pub struct DeviceRequest<'m> {
+    /// What it does.
+    pub op: DeviceOp,
+    /// The first disk sector (ignored for a flush).
+    pub sector: u64,
+    /// Its data buffers in disk order (none for a flush, 1..=11 otherwise).
+    pub segments: heapless::Vec<Segment<'m>, MAX_SEGMENTS>,
 }
 
 /// A request's header and status as the device reads and writes them: in
-/// our RAM, 64-byte aligned so neither crosses a page.
-#[repr(C, align(64))]
-#[derive(Default)]
-pub struct RequestSlot {
-    request: BlkReq,
-    response: BlkResp,
+/// our RAM, 32-byte aligned so neither crosses a page.
+#[repr(C, align(32))]
+struct DmaSlot {
+    header: [u8; 16],
+    status: [u8; 1],
 }
 
-/// Moves every segment between disk and its granted page by DMA (`write`:
-/// page to disk), at most `slots.len()` requests in flight, calling
-/// `wait` when none has completed (it blocks until the device's interrupt
-/// and acknowledges it). Returns only when the device has answered every
-/// request it was given; the first error stops further submissions.
-///
-/// # Errors
-///
-/// The device's error, or `InvalidParam` for a segment that does not fit
-/// its page (nothing is submitted then).
-pub fn transfer(
-    blk: &mut Blk,
-    write: bool,
-    segments: &[Segment<'_>],
-    slots: &mut [RequestSlot],
-    mut wait: impl FnMut(&mut Blk),
-) -> Result<(), Error> {
-    if slots.is_empty() || segments.iter().any(|segment| !segment.is_valid(write)) {
-        return Err(Error::InvalidParam);
+/// The virtio-blk device: our requests on virtio-drivers' queue.
+pub struct Blk {
+    transport: PciTransport,
+    queue: VirtQueue<DriverHal, QUEUE_SIZE>,
+    capacity: u64,
+    features: BlkFeatures,
+    /// Headers and statuses of requests in flight, by slot.
+    slots: Box<[DmaSlot; MAX_IN_FLIGHT]>,
+    /// Per slot: the batch index of the request in it, and its token.
+    busy: [Option<(usize, u16)>; MAX_IN_FLIGHT],
+}
+
+impl Blk {
+    /// Negotiates with the device (read-only, flush, event index, modern),
+    /// sets up queue 0 and enables its interrupts.
+    ///
+    /// # Errors
+    ///
+    /// The transport's, or `Unsupported` if the device is not modern.
+    pub fn new(mut transport: PciTransport) -> Result<Blk, Error> {
+        let wanted = BlkFeatures::RO
+            | BlkFeatures::FLUSH
+            | BlkFeatures::RING_EVENT_IDX
+            | BlkFeatures::VERSION_1;
+        let features = transport.begin_init(wanted);
+        if !features.contains(BlkFeatures::VERSION_1) {
+            return Err(Error::Unsupported);
+        }
+        let capacity = transport.read_consistent(|| {
+            let low: u32 = transport.read_config_space(0)?;
+            let high: u32 = transport.read_config_space(4)?;
+            Ok(u64::from(low) | (u64::from(high) << 32))
+        })?;
+        let mut queue = VirtQueue::new(
+            &mut transport,
+            0,
+            false,
+            features.contains(BlkFeatures::RING_EVENT_IDX),
+        )?;
+        transport.finish_init();
+        queue.set_dev_notify(true);
+        Ok(Blk {
+            transport,
+            queue,
+            capacity,
+            features,
+            slots: Box::new(
+                [const {
+                    DmaSlot {
+                        header: [0; 16],
+                        status: [STATUS_UNSET],
+                    }
+                }; MAX_IN_FLIGHT],
+            ),
+            busy: [None; MAX_IN_FLIGHT],
+        })
     }
-    let mut in_flight: Vec<Option<(u16, usize)>> = vec![None; slots.len()];
-    let (mut next, mut outstanding, mut result) = (0, 0usize, Ok(()));
+
+    /// Its size in 512-byte sectors.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Whether the device refuses writes.
+    pub fn readonly(&self) -> bool {
+        self.features.contains(BlkFeatures::RO)
+    }
+
+    /// Acknowledges the device's interrupt.
+    pub fn ack_interrupt(&mut self) -> InterruptStatus {
+        self.transport.ack_interrupt()
+    }
+
+    /// Submits `request` (batch index `index`) in a free slot; its token.
+    fn submit(&mut self, index: usize, request: &DeviceRequest<'_>) -> Result<(), Error> {
+        let data = request.segments.len();
+        let shape_ok = match request.op {
+            DeviceOp::Flush => data == 0,
+            DeviceOp::Read => {
+                (1..=MAX_SEGMENTS).contains(&data)
+                    && request.segments.iter().all(|segment| segment.writable)
+            }
+            DeviceOp::Write => (1..=MAX_SEGMENTS).contains(&data),
+        };
+        if !shape_ok {
+            return Err(Error::InvalidParam);
+        }
+        let Some(slot) = self.busy.iter().position(Option::is_none) else {
+            return Err(Error::QueueFull);
+        };
+        let kind = match request.op {
+            DeviceOp::Read => TYPE_IN,
+            DeviceOp::Write => TYPE_OUT,
+            DeviceOp::Flush => TYPE_FLUSH,
+        };
+        let sector = if request.op == DeviceOp::Flush {
+            0
+        } else {
+            request.sector
+        };
+        let dma = &mut self.slots[slot];
+        dma.header[..4].copy_from_slice(&kind.to_le_bytes());
+        dma.header[4..8].fill(0);
+        dma.header[8..].copy_from_slice(&sector.to_le_bytes());
+        dma.status[0] = STATUS_UNSET;
+        let (inputs, mut outputs) = buffers(dma, request);
+        // SAFETY: `add`'s contract: the buffers stay valid and untouched
+        // until `pop_used` returns this token. The header and status are
+        // this slot's, which stays busy (never rewritten) until then; the
+        // segments' memory is borrowed for `'m` by the batch, and
+        // `run_batch` does not return while a request is in flight.
+        let token = unsafe { self.queue.add(&inputs, &mut outputs) }?;
+        self.busy[slot] = Some((index, token));
+        Ok(())
+    }
+
+    /// Pops the next completed request: its batch index and status.
+    fn complete(&mut self, requests: &[DeviceRequest<'_>]) -> Option<(usize, Result<(), Error>)> {
+        let token = self.queue.peek_used()?;
+        let Some(slot) = self
+            .busy
+            .iter()
+            .position(|entry| matches!(entry, Some((_, known)) if *known == token))
+        else {
+            panic!("virtio-blk: the device completed token {token}, which is not in flight");
+        };
+        let (index, _) = self.busy[slot]?;
+        let request = &requests[index];
+        let Blk { queue, slots, .. } = self;
+        let dma = &mut slots[slot];
+        let (inputs, outputs) = buffers(dma, request);
+        // `pop_used` ties the lists' borrow to their elements' lifetime:
+        // lists with no drop glue let that borrow last (nothing is leaked,
+        // they hold references only).
+        let (inputs, mut outputs) = (ManuallyDrop::new(inputs), ManuallyDrop::new(outputs));
+        // SAFETY: the buffers this token was added with (rebuilt from the
+        // same request and slot), as `pop_used` requires.
+        let popped = unsafe { queue.pop_used(token, &inputs, &mut outputs) };
+        let status = dma.status[0];
+        self.busy[slot] = None;
+        let result = popped.and(match status {
+            STATUS_OK => Ok(()),
+            2 => Err(Error::Unsupported),
+            _ => Err(Error::IoError),
+        });
+        Some((index, result))
+    }
+
+    /// Tells the device about new requests, unless it said it needs no
+    /// notification.
+    fn kick(&mut self) {
+        if self.queue.should_notify() {
+            self.transport.notify(0);
+        }
+    }
+}
+
+/// The queue's input (device-readable) and output (device-writable)
+/// buffers of `request` in slot `dma`.
+#[allow(clippy::type_complexity)] // reason: the two lists `VirtQueue::add` takes
+fn buffers<'s>(
+    dma: &'s mut DmaSlot,
+    request: &DeviceRequest<'_>,
+) -> (
+    heapless::Vec<&'s [u8], { MAX_SEGMENTS + 1 }>,
+    heapless::Vec<&'s mut [u8], { MAX_SEGMENTS + 1 }>,
+) {
+    let mut inputs: heapless::Vec<&'s [u8], { MAX_SEGMENTS + 1 }> = heapless::Vec::new();
+    let mut outputs: heapless::Vec<&'s mut [u8], { MAX_SEGMENTS + 1 }> = heapless::Vec::new();
+    let DmaSlot { header, status } = dma;
+    let _ = inputs.push(&header[..]);
+    for segment in &request.segments {
+        let address = segment.address as *mut u8;
+        if request.op == DeviceOp::Write {
+            // SAFETY: a `Segment` is a checked range of memory its `'m`
+            // borrow keeps mapped; the device reads it and the CPU does not
+            // touch it while the request is in flight.
+            let _ = inputs.push(unsafe { core::slice::from_raw_parts(address, segment.length) });
+        } else {
+            // SAFETY: as above, mapped writable (checked at submission); the
+            // device writes it, nothing else reads or writes it meanwhile.
+            let _ =
+                outputs.push(unsafe { core::slice::from_raw_parts_mut(address, segment.length) });
+        }
+    }
+    let _ = outputs.push(&mut status[..]);
+    (inputs, outputs)
+}
+
+/// Carries out every request of `requests` (as many in flight as the queue
+/// holds), writing each one's result to the same index of `results`, and
+/// calls `wait` when none has completed (it blocks until the device's
+/// interrupt and acknowledges it). A flush starts once every request before
+/// it has completed, and the requests after it once it has. Returns only
+/// when the device has answered every request it was given.
+pub fn run_batch(
+    blk: &mut Blk,
+    requests: &[DeviceRequest<'_>],
+    results: &mut [Result<(), Error>],
+    mut wait: impl FnMut(&mut Blk),
+) {
+    let (mut next, mut outstanding, mut barrier) = (0, 0usize, false);
     loop {
-        while result.is_ok() && next < segments.len() {
-            let Some(free) = in_flight.iter().position(Option::is_none) else {
+        let mut submitted = false;
+        while next < requests.len() && !barrier {
+            let request = &requests[next];
+            if request.op == DeviceOp::Flush && outstanding > 0 {
                 break;
-            };
-            let segment = &segments[next];
-            let slot = &mut slots[free];
-            let submitted = if write {
-                // SAFETY: (1) the bytes are `segment.length` bytes inside one
-                // page of the grant window that `segment.mapping` keeps mapped
-                // (checked by `is_valid`), and the mapping, like `slots`, is
-                // borrowed until this function returns, which it does only
-                // after the device completed this request; (2) the CPU never
-                // reads them through this slice: only its address and length
-                // go to the device (our `share` copies nothing), so the
-                // frontend writing the page meanwhile changes only what the
-                // device reads; (3) `slot` is not touched until its
-                // completion below (read_blocks_nb's contract).
-                unsafe {
-                    let bytes =
-                        core::slice::from_raw_parts(segment.address().cast_const(), segment.length);
-                    blk.write_blocks_nb(
-                        segment.sector as usize,
-                        &mut slot.request,
-                        bytes,
-                        &mut slot.response,
-                    )
-                }
-            } else {
-                // SAFETY: as for the write, and the mapping is writable
-                // (`is_valid`); the slice is only the device's target, never
-                // read or written by the CPU, so no Rust access races the
-                // frontend's or the device's writes.
-                unsafe {
-                    let bytes = core::slice::from_raw_parts_mut(segment.address(), segment.length);
-                    blk.read_blocks_nb(
-                        segment.sector as usize,
-                        &mut slot.request,
-                        bytes,
-                        &mut slot.response,
-                    )
-                }
-            };
-            match submitted {
-                Ok(token) => {
-                    in_flight[free] = Some((token, next));
-                    next += 1;
+            }
+            match blk.submit(next, request) {
+                Ok(()) => {
                     outstanding += 1;
+                    submitted = true;
+                    barrier = request.op == DeviceOp::Flush;
                 }
                 Err(Error::QueueFull) if outstanding > 0 => break,
-                Err(error) => result = Err(error),
+                Err(error) => {
+                    if let Some(result) = results.get_mut(next) {
+                        *result = Err(error);
+                    }
+                }
             }
+            next += 1;
+            if barrier {
+                break;
+            }
+        }
+        if submitted {
+            blk.kick();
         }
         if outstanding == 0 {
-            return result;
+            if next >= requests.len() {
+                return;
+            }
+            continue;
         }
         let mut progress = false;
-        while let Some(token) = blk.peek_used() {
-            let Some(index) = in_flight
-                .iter()
-                .position(|entry| matches!(entry, Some((known, _)) if *known == token))
-            else {
-                // Completing it is impossible and leaving it would wedge the
-                // queue: stop the domain (the device is broken).
-                panic!("virtio-blk: the device completed token {token}, which is not in flight");
-            };
-            let Some((_, segment_index)) = in_flight[index].take() else {
-                continue;
-            };
-            let segment = &segments[segment_index];
-            let slot = &mut slots[index];
-            let completed = if write {
-                // SAFETY: the same request, slice and slot as submitted
-                // (complete_write_blocks' contract); see the submission.
-                unsafe {
-                    let bytes =
-                        core::slice::from_raw_parts(segment.address().cast_const(), segment.length);
-                    blk.complete_write_blocks(token, &slot.request, bytes, &mut slot.response)
-                }
-            } else {
-                // SAFETY: as above for complete_read_blocks.
-                unsafe {
-                    let bytes = core::slice::from_raw_parts_mut(segment.address(), segment.length);
-                    blk.complete_read_blocks(token, &slot.request, bytes, &mut slot.response)
-                }
-            };
+        while let Some((index, result)) = blk.complete(requests) {
+            if let Some(slot) = results.get_mut(index) {
+                *slot = result;
+            }
+            if requests[index].op == DeviceOp::Flush {
+                barrier = false;
+            }
             outstanding -= 1;
             progress = true;
-            if let (Err(error), Ok(())) = (completed, &result) {
-                result = Err(error);
-            }
         }
         if !progress {
             wait(blk);
@@ -367,8 +568,7 @@ pub struct PoolRun {
 }
 
 impl PoolRun {
-    /// Takes `pages` contiguous pages of the pool; `None` if no run is free
-    /// or they have no contiguous bus address (the device needs one).
+    /// Takes `pages` contiguous pool pages with a contiguous bus address.
     pub fn take(pages: usize) -> Option<PoolRun> {
         let address = dma::POOL.allocate(pages)?;
         let run = PoolRun { address, pages };
@@ -384,83 +584,5 @@ impl PoolRun {
 impl Drop for PoolRun {
     fn drop(&mut self) {
         let _ = dma::POOL.release(self.address, self.pages);
-    }
-}
-
-/// One virtio-blk request of `length` bytes between the disk at `sector`
-/// and the start of `run` (`write`: run to disk), blocking in `wait` until
-/// the device has answered: the driver domain using its device directly,
-/// the baseline of `make bench`.
-///
-/// # Errors
-///
-/// The device's error, or `InvalidParam` if `length` is not a non-zero
-/// multiple of 512 within the run.
-pub fn transfer_own(
-    blk: &mut Blk,
-    write: bool,
-    sector: u64,
-    run: &PoolRun,
-    length: usize,
-    slot: &mut RequestSlot,
-    mut wait: impl FnMut(&mut Blk),
-) -> Result<(), Error> {
-    if length == 0 || length % 512 != 0 || length > run.length() {
-        return Err(Error::InvalidParam);
-    }
-    let address = run.address as *mut u8;
-    let token = if write {
-        // SAFETY: (1) `length` bytes from the start of `run` are pool pages
-        // that `run` holds until it is dropped, which the borrow keeps from
-        // happening before this function returns, after the device
-        // answered; (2) the CPU never reads them through this slice: only
-        // its address and length go to the device; (3) `slot` is not
-        // touched until the completion below (write_blocks_nb's contract).
-        unsafe {
-            let bytes = core::slice::from_raw_parts(address.cast_const(), length);
-            blk.write_blocks_nb(
-                sector as usize,
-                &mut slot.request,
-                bytes,
-                &mut slot.response,
-            )?
-        }
-    } else {
-        // SAFETY: as for the write; the slice is only the device's target,
-        // never read or written by the CPU meanwhile.
-        unsafe {
-            let bytes = core::slice::from_raw_parts_mut(address, length);
-            blk.read_blocks_nb(
-                sector as usize,
-                &mut slot.request,
-                bytes,
-                &mut slot.response,
-            )?
-        }
-    };
-    loop {
-        match blk.peek_used() {
-            Some(used) if used == token => break,
-            // Nothing else is in flight: the device completed what it was
-            // never given.
-            Some(other) => {
-                panic!("virtio-blk: the device completed token {other}, which is not in flight")
-            }
-            None => wait(blk),
-        }
-    }
-    if write {
-        // SAFETY: the same request, slice and slot as submitted
-        // (complete_write_blocks' contract).
-        unsafe {
-            let bytes = core::slice::from_raw_parts(address.cast_const(), length);
-            blk.complete_write_blocks(token, &slot.request, bytes, &mut slot.response)
-        }
-    } else {
-        // SAFETY: as above for complete_read_blocks.
-        unsafe {
-            let bytes = core::slice::from_raw_parts_mut(address, length);
-            blk.complete_read_blocks(token, &slot.request, bytes, &mut slot.response)
-        }
     }
 }

@@ -4,26 +4,41 @@
 //! line), and blkback's [`Executor`] over it: each segment's grant is
 //! mapped with `GNTMAP_device_map` and the device moves the data by DMA
 //! straight into or out of the granted page. No bounce buffer, no copy.
+//!
+//! A batch (one round of the backend, over every frontend) goes to the
+//! device at once: every grant it needs is mapped in one hypercall, the
+//! requests are all queued before the first interrupt is awaited. With
+//! `feature-persistent` a frontend's grants stay mapped (by reference, up
+//! to [`MAX_PERSISTENT_PER_DOMAIN`] a domain and [`MAX_PERSISTENT_TOTAL`]
+//! in all) until its connection ends, so a request in steady state costs no
+//! grant hypercall at all.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use blkback::{BlockOperation, DomId, ExecuteError, Executor, SegmentTransfer};
+use blkback::{BlockOperation, DomId, ExecuteError, Executor, GrantPolicy, SegmentTransfer};
 use guest_runtime::event::{EventLoop, Port};
 use guest_runtime::grant::{self, MapSpec, Mapping};
 use guest_runtime::physdev::{self, DeviceInfo};
-use log::{error, warn};
-use virtio_drivers::device::blk::VirtIOBlk;
+use log::{error, info, warn};
 use virtio_drivers::transport::pci::bus::{Command, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
 
-use crate::arch::{self, Blk, DriverHal, PoolRun, RequestSlot, Segment};
+use crate::arch::{self, Blk, DeviceOp, DeviceRequest, PoolRun, Segment};
 use crate::dma;
 use crate::pci::{self, PhysdevConfig};
 
-/// virtio-blk's queue holds 16 descriptors, three per request.
-const REQUESTS_IN_FLIGHT: usize = 5;
+/// Grants of one frontend domain kept mapped at most (Linux blkback's
+/// default, 32 requests of 11 pages, is 352 too).
+pub const MAX_PERSISTENT_PER_DOMAIN: usize = 352;
+/// Grants kept mapped at most over all frontends: half the grant window
+/// (1024 pages), so rings and per-batch mappings always find room however
+/// many frontends keep grants.
+pub const MAX_PERSISTENT_TOTAL: usize = 512;
+/// References at or above this are mapped per request, never kept (the
+/// table of kept grants is indexed by reference).
+const MAX_PERSISTENT_REFERENCE: u32 = 4096;
 
 /// What the disk has done.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +51,54 @@ pub struct DiskCounters {
     pub grant_failures: u64,
     /// Operations the device failed.
     pub device_errors: u64,
+    /// Grant map hypercalls made (each for a whole batch).
+    pub map_calls: u64,
+    /// Grants mapped, kept or not.
+    pub grants_mapped: u64,
+}
+
+/// The grants one frontend domain agreed to have kept mapped, by reference.
+struct KeptGrants {
+    domain: u16,
+    by_reference: Vec<Option<Mapping>>,
+    count: usize,
+}
+
+impl KeptGrants {
+    fn get(&self, reference: u32) -> Option<&Mapping> {
+        self.by_reference.get(reference as usize)?.as_ref()
+    }
+
+    /// Keeps `mapping` if there is room; gives it back otherwise.
+    fn keep(&mut self, mapping: Mapping) -> Result<(), Mapping> {
+        let index = mapping.reference() as usize;
+        if self.count >= MAX_PERSISTENT_PER_DOMAIN
+            || mapping.reference() >= MAX_PERSISTENT_REFERENCE
+        {
+            return Err(mapping);
+        }
+        if self.by_reference.len() <= index {
+            self.by_reference.resize_with(index + 1, || None);
+        }
+        if self.by_reference[index].is_some() {
+            return Err(mapping);
+        }
+        dma::register_grant(mapping.address(), mapping.bus_address());
+        self.by_reference[index] = Some(mapping);
+        self.count += 1;
+        Ok(())
+    }
+}
+
+/// Where a segment's page is mapped for the batch.
+#[derive(Clone, Copy)]
+enum Held {
+    /// Not (yet) mapped, or its map failed.
+    Missing,
+    /// Kept for its domain: `kept[domain index]`, by reference.
+    Kept(usize),
+    /// Mapped for this batch only: `transient[index]`.
+    Transient(usize),
 }
 
 /// The virtio-blk device and the domain's event loop (which the store
@@ -45,8 +108,8 @@ pub struct VirtioDisk {
     blk: Blk,
     interrupt: Port,
     events: EventLoop<'static>,
-    slots: Vec<RequestSlot>,
     counters: DiskCounters,
+    kept: Vec<KeptGrants>,
     /// Grant mappings that would not unmap (kept, never reused).
     stuck: Vec<Mapping>,
 }
@@ -68,20 +131,20 @@ impl VirtioDisk {
         let mut root = PciRoot::new(PhysdevConfig);
         // Decode bits are the hypervisor's to keep; bus mastering is ours to ask for.
         root.set_command(address, Command::MEMORY_SPACE | Command::BUS_MASTER);
-        let transport = PciTransport::new::<DriverHal, _>(&mut root, address)
+        let transport = PciTransport::new::<arch::DriverHal, _>(&mut root, address)
             .map_err(|problem| format!("PCI transport: {problem}"))?;
-        let mut blk: Blk =
-            VirtIOBlk::new(transport).map_err(|problem| format!("virtio-blk: {problem}"))?;
-        blk.enable_interrupts();
-        let slots = (0..REQUESTS_IN_FLIGHT)
-            .map(|_| RequestSlot::default())
-            .collect();
+        let blk = Blk::new(transport).map_err(|problem| format!("virtio-blk: {problem}"))?;
+        info!(
+            "disk: virtio-blk of {} sectors{}",
+            blk.capacity(),
+            if blk.readonly() { ", read-only" } else { "" }
+        );
         Ok(VirtioDisk {
             blk,
             interrupt: guest_runtime::event::Port(function.event_port),
             events,
-            slots,
             counters: DiskCounters::default(),
+            kept: Vec::new(),
             stuck: Vec::new(),
         })
     }
@@ -111,183 +174,352 @@ impl VirtioDisk {
         self.counters
     }
 
-    /// Moves `segments` by DMA, blocking on the interrupt while the device works.
-    fn transfer(
-        &mut self,
-        write: bool,
-        segments: &[Segment<'_>],
-    ) -> Result<(), virtio_drivers::Error> {
-        let VirtioDisk {
-            blk,
-            interrupt,
-            events,
-            slots,
-            counters,
-            ..
-        } = self;
-        let port = *interrupt;
-        let result = arch::transfer(blk, write, segments, slots, |blk| {
-            if let Err(errno) = events.wait_for_port(port) {
-                error!("disk: waiting for the interrupt on port {port}: {errno}");
-            }
-            let _ = blk.ack_interrupt();
-            if let Err(errno) = physdev::eoi(port.0) {
-                warn!("disk: EOI of port {port}: {errno}");
-            }
-            counters.interrupts += 1;
-        });
-        if result.is_ok() {
-            counters.segments += segments.len() as u64;
-        }
-        result
+    /// Grants kept mapped now, over every frontend domain.
+    pub fn kept_grants(&self) -> usize {
+        self.kept.iter().map(|kept| kept.count).sum()
     }
 
-    /// One request between the disk and our own pool pages `run`, blocking
+    /// Carries out `requests` on the device, blocking on its interrupt
+    /// while it works.
+    fn run(
+        &mut self,
+        requests: &[DeviceRequest<'_>],
+        results: &mut [Result<(), virtio_drivers::Error>],
+    ) {
+        run_on(
+            &mut self.blk,
+            self.interrupt,
+            &mut self.events,
+            &mut self.counters,
+            requests,
+            results,
+        );
+    }
+
+    /// `count` requests of `size_sectors` sectors from sector `first`
+    /// onwards, all queued at once, between the disk and the start of our
+    /// own pool pages `run` (each request reuses the same pages), blocking
     /// on the interrupt while the device works (`bench-direct=`).
     ///
     /// # Errors
     ///
-    /// The device's.
+    /// What failed.
     pub fn direct(
         &mut self,
         write: bool,
-        sector: u64,
+        first: u64,
+        size_sectors: u64,
+        count: usize,
         run: &PoolRun,
-        length: usize,
-    ) -> Result<(), virtio_drivers::Error> {
-        let VirtioDisk {
-            blk,
-            interrupt,
-            events,
-            slots,
-            counters,
-            ..
-        } = self;
-        let port = *interrupt;
-        let slot = slots
-            .first_mut()
-            .ok_or(virtio_drivers::Error::InvalidParam)?;
-        arch::transfer_own(blk, write, sector, run, length, slot, |blk| {
-            if let Err(errno) = events.wait_for_port(port) {
-                error!("disk: waiting for the interrupt on port {port}: {errno}");
-            }
-            let _ = blk.ack_interrupt();
-            if let Err(errno) = physdev::eoi(port.0) {
-                warn!("disk: EOI of port {port}: {errno}");
-            }
-            counters.interrupts += 1;
-        })
+    ) -> Result<(), String> {
+        let length = size_sectors as usize * arch::SECTOR_SIZE;
+        let segment = Segment::own(run, length).ok_or("the run is too small")?;
+        let requests: Vec<DeviceRequest<'_>> = (0..count as u64)
+            .map(|index| DeviceRequest {
+                op: if write {
+                    DeviceOp::Write
+                } else {
+                    DeviceOp::Read
+                },
+                sector: first + index * size_sectors,
+                segments: core::iter::once(segment).collect(),
+            })
+            .collect();
+        let mut results = alloc::vec![Ok(()); count];
+        self.run(&requests, &mut results);
+        match results.iter().find(|result| result.is_err()) {
+            Some(Err(problem)) => Err(format!("{problem}")),
+            _ => Ok(()),
+        }
     }
 
     /// Unmaps `mappings`, keeping any that will not go.
-    fn unmap_all(&mut self, mappings: Vec<Mapping>) {
+    fn unmap_all(stuck: &mut Vec<Mapping>, mappings: Vec<Mapping>) {
+        for mapping in &mappings {
+            dma::remove_grant(mapping.address());
+        }
         for (mapping, failure) in grant::unmap_batch(mappings) {
             error!(
                 "disk: unmap of d{} ref {}: {failure}; the page stays mapped",
                 mapping.granter(),
                 mapping.reference()
             );
-            self.stuck.push(mapping);
+            stuck.push(mapping);
         }
     }
 
-    /// Maps every segment's grant for DMA, moves the data, unmaps.
-    fn move_segments(
-        &mut self,
-        frontend: DomId,
-        segments: &[SegmentTransfer],
-        write: bool,
-    ) -> Result<(), ExecuteError> {
-        // A write to disk only reads the page: map it read-only.
-        let specs: Vec<MapSpec> = segments
-            .iter()
-            .map(|segment| MapSpec {
-                granter: frontend.0,
-                reference: segment.grant.0,
-                readonly: write,
-                device: true,
-            })
-            .collect();
-        let results = match grant::map_batch(&specs) {
-            Ok(results) => results,
-            Err(refused) => {
-                warn!(
-                    "disk: grant map call for d{} refused: {}",
-                    frontend.0, refused.errno
-                );
-                self.unmap_all(refused.mapped);
-                self.counters.grant_failures += 1;
-                return Err(ExecuteError::Grant);
-            }
-        };
-        let mut mappings = Vec::with_capacity(results.len());
-        let mut failure = None;
-        for (spec, result) in specs.iter().zip(results) {
-            match result {
-                Ok(mapping) if mapping.bus_address() != 0 => mappings.push(mapping),
-                Ok(mapping) => {
-                    failure = Some(format!(
-                        "ref {} mapped without a bus address",
-                        spec.reference
-                    ));
-                    mappings.push(mapping);
-                }
-                Err(problem) => failure = Some(format!("ref {}: {problem}", spec.reference)),
-            }
+    /// Which of `kept` holds `domain`'s grants, made if `make`.
+    fn kept_index(kept: &mut Vec<KeptGrants>, domain: u16, make: bool) -> Option<usize> {
+        if let Some(index) = kept.iter().position(|entry| entry.domain == domain) {
+            return Some(index);
         }
-        if let Some(problem) = failure {
-            warn!("disk: d{}: {problem}: request refused", frontend.0);
-            self.unmap_all(mappings);
-            self.counters.grant_failures += 1;
-            return Err(ExecuteError::Grant);
-        }
-        for mapping in &mappings {
-            dma::register_grant(mapping.address(), mapping.bus_address());
-        }
-        let list: Vec<Segment<'_>> = segments
-            .iter()
-            .zip(&mappings)
-            .map(|(segment, mapping)| Segment {
-                mapping,
-                offset: segment.page_offset_bytes(),
-                length: segment.length_bytes(),
-                sector: segment.physical_sector,
-            })
-            .collect();
-        let result = self.transfer(write, &list);
-        drop(list);
-        dma::clear_grants();
-        self.unmap_all(mappings);
-        result.map_err(|problem| {
-            error!(
-                "disk: virtio-blk {}: {problem}",
-                if write { "write" } else { "read" }
-            );
-            self.counters.device_errors += 1;
-            ExecuteError::Io
+        make.then(|| {
+            kept.push(KeptGrants {
+                domain,
+                by_reference: Vec::new(),
+                count: 0,
+            });
+            kept.len() - 1
         })
     }
 }
 
+/// Runs `requests` on the device, waiting for its interrupt when none has
+/// completed: wait for the event, acknowledge the device, then EOI the line.
+fn run_on(
+    blk: &mut Blk,
+    port: Port,
+    events: &mut EventLoop<'static>,
+    counters: &mut DiskCounters,
+    requests: &[DeviceRequest<'_>],
+    results: &mut [Result<(), virtio_drivers::Error>],
+) {
+    arch::run_batch(blk, requests, results, |blk| {
+        if let Err(errno) = events.wait_for_port(port) {
+            error!("disk: waiting for the interrupt on port {port}: {errno}");
+        }
+        let _ = blk.ack_interrupt();
+        if let Err(errno) = physdev::eoi(port.0) {
+            warn!("disk: EOI of port {port}: {errno}");
+        }
+        counters.interrupts += 1;
+    });
+}
+
+/// A transfer of the batch, its segments resolved to mappings.
+struct Transfer<'op> {
+    /// Index in the batch.
+    index: usize,
+    write: bool,
+    segments: &'op [SegmentTransfer],
+    /// Where each segment's page is mapped.
+    held: heapless::Vec<Held, { arch::MAX_SEGMENTS }>,
+    /// The kept-grants entry of its domain, when persistent.
+    kept: Option<usize>,
+}
+
 impl Executor for VirtioDisk {
     fn execute(&mut self, operation: &BlockOperation<'_>) -> Result<(), ExecuteError> {
-        match *operation {
-            BlockOperation::Read { frontend, segments } => {
-                self.move_segments(frontend, segments, false)
+        let mut result = [Ok(())];
+        self.execute_batch(core::slice::from_ref(operation), &mut result);
+        result[0]
+    }
+
+    fn execute_batch(
+        &mut self,
+        batch: &[BlockOperation<'_>],
+        results: &mut [Result<(), ExecuteError>],
+    ) {
+        let VirtioDisk {
+            blk,
+            interrupt,
+            events,
+            counters,
+            kept,
+            stuck,
+        } = self;
+        // 1. Which pages each transfer needs mapped; one hypercall maps all.
+        let mut transfers: Vec<Transfer<'_>> = Vec::new();
+        let mut specs: Vec<MapSpec> = Vec::new();
+        let mut wanted: Vec<(usize, usize)> = Vec::new();
+        for (index, operation) in batch.iter().enumerate() {
+            let (frontend, segments, grants, write) = match *operation {
+                BlockOperation::Read {
+                    frontend,
+                    segments,
+                    grants,
+                } => (frontend, segments, grants, false),
+                BlockOperation::Write {
+                    frontend,
+                    segments,
+                    grants,
+                } => (frontend, segments, grants, true),
+                BlockOperation::Flush => continue,
+                BlockOperation::Discard { .. } => {
+                    results[index] = Err(ExecuteError::NotSupported);
+                    continue;
+                }
+            };
+            let persistent = grants == GrantPolicy::Persistent;
+            let kept_at = if persistent {
+                VirtioDisk::kept_index(kept, frontend.0, true)
+            } else {
+                None
+            };
+            let mut held = heapless::Vec::new();
+            for (number, segment) in segments.iter().enumerate() {
+                let hit = kept_at.and_then(|at| kept[at].get(segment.grant.0).map(|_| at));
+                let _ = held.push(match hit {
+                    Some(at) => Held::Kept(at),
+                    None => {
+                        specs.push(MapSpec {
+                            granter: frontend.0,
+                            reference: segment.grant.0,
+                            // Kept grants serve reads and writes alike.
+                            readonly: write && !persistent,
+                            device: true,
+                        });
+                        wanted.push((transfers.len(), number));
+                        Held::Missing
+                    }
+                });
             }
-            BlockOperation::Write { frontend, segments } => {
-                self.move_segments(frontend, segments, true)
+            transfers.push(Transfer {
+                index,
+                write,
+                segments,
+                held,
+                kept: kept_at,
+            });
+        }
+        let mut transient: Vec<Mapping> = Vec::new();
+        if !specs.is_empty() {
+            counters.map_calls += 1;
+            match grant::map_batch(&specs) {
+                Ok(mapped) => {
+                    for ((spec, result), (transfer, number)) in
+                        specs.iter().zip(mapped).zip(&wanted)
+                    {
+                        let transfer = &mut transfers[*transfer];
+                        let mapping = match result {
+                            Ok(mapping) if mapping.bus_address() != 0 => mapping,
+                            Ok(mapping) => {
+                                warn!(
+                                    "disk: d{} ref {} mapped without a bus address",
+                                    spec.granter, spec.reference
+                                );
+                                transient.push(mapping);
+                                continue;
+                            }
+                            Err(problem) => {
+                                warn!(
+                                    "disk: d{} ref {}: {problem}: request refused",
+                                    spec.granter, spec.reference
+                                );
+                                continue;
+                            }
+                        };
+                        counters.grants_mapped += 1;
+                        let room = kept.iter().map(|entry| entry.count).sum::<usize>()
+                            < MAX_PERSISTENT_TOTAL;
+                        let mapping = match transfer.kept.filter(|_| room) {
+                            Some(at) => match kept[at].keep(mapping) {
+                                Ok(()) => {
+                                    transfer.held[*number] = Held::Kept(at);
+                                    continue;
+                                }
+                                Err(mapping) => mapping,
+                            },
+                            None => mapping,
+                        };
+                        dma::register_grant(mapping.address(), mapping.bus_address());
+                        transfer.held[*number] = Held::Transient(transient.len());
+                        transient.push(mapping);
+                    }
+                }
+                Err(refused) => {
+                    warn!("disk: grant map call refused: {}", refused.errno);
+                    transient.extend(refused.mapped);
+                }
             }
-            // virtio-drivers 0.13 offers flush only as a synchronous call,
-            // which waits for the device by polling its used ring: the one
-            // place the driver spins, for as long as the device takes to
-            // flush.
-            BlockOperation::Flush => self.blk.flush().map_err(|problem| {
-                error!("disk: flush: {problem}");
-                self.counters.device_errors += 1;
-                ExecuteError::Io
-            }),
-            BlockOperation::Discard { .. } => Err(ExecuteError::NotSupported),
+        }
+        // 2. The device requests, in batch order (a flush keeps its place).
+        let mut requests: Vec<DeviceRequest<'_>> = Vec::with_capacity(batch.len());
+        let mut origin: Vec<usize> = Vec::with_capacity(batch.len());
+        let mut transfers_iter = transfers.iter().peekable();
+        for (index, operation) in batch.iter().enumerate() {
+            if matches!(operation, BlockOperation::Flush) {
+                requests.push(DeviceRequest {
+                    op: DeviceOp::Flush,
+                    sector: 0,
+                    segments: heapless::Vec::new(),
+                });
+                origin.push(index);
+                continue;
+            }
+            let Some(transfer) = transfers_iter.next_if(|transfer| transfer.index == index) else {
+                continue;
+            };
+            let mut segments = heapless::Vec::new();
+            let mut complete = true;
+            for (segment, held) in transfer.segments.iter().zip(&transfer.held) {
+                let mapping = match *held {
+                    Held::Kept(at) => kept[at].get(segment.grant.0),
+                    Held::Transient(at) => transient.get(at),
+                    Held::Missing => None,
+                };
+                let piece = mapping.and_then(|mapping| {
+                    Segment::granted(mapping, segment.page_offset_bytes(), segment.length_bytes())
+                });
+                match piece {
+                    Some(piece) => {
+                        let _ = segments.push(piece);
+                    }
+                    None => complete = false,
+                }
+            }
+            if !complete {
+                counters.grant_failures += 1;
+                results[index] = Err(ExecuteError::Grant);
+                continue;
+            }
+            requests.push(DeviceRequest {
+                op: if transfer.write {
+                    DeviceOp::Write
+                } else {
+                    DeviceOp::Read
+                },
+                sector: transfer
+                    .segments
+                    .first()
+                    .map_or(0, |segment| segment.physical_sector),
+                segments,
+            });
+            origin.push(index);
+        }
+        // 3. All at once to the device.
+        let mut device_results = alloc::vec![Ok(()); requests.len()];
+        if !requests.is_empty() {
+            run_on(
+                blk,
+                *interrupt,
+                events,
+                counters,
+                &requests,
+                &mut device_results,
+            );
+        }
+        for ((request, result), index) in requests.iter().zip(device_results).zip(origin) {
+            match result {
+                Ok(()) => counters.segments += request.segments.len() as u64,
+                Err(problem) => {
+                    error!(
+                        "disk: virtio-blk {:?} at sector {}: {problem}",
+                        request.op, request.sector
+                    );
+                    counters.device_errors += 1;
+                    results[index] = Err(ExecuteError::Io);
+                }
+            }
+        }
+        drop(requests);
+        VirtioDisk::unmap_all(stuck, transient);
+    }
+
+    fn release_grants(&mut self, frontend: DomId) {
+        let Some(index) = self
+            .kept
+            .iter()
+            .position(|entry| entry.domain == frontend.0)
+        else {
+            return;
+        };
+        let entry = self.kept.swap_remove(index);
+        let mappings: Vec<Mapping> = entry.by_reference.into_iter().flatten().collect();
+        let count = mappings.len();
+        VirtioDisk::unmap_all(&mut self.stuck, mappings);
+        if count > 0 {
+            info!("disk: d{}: {count} kept grants unmapped", frontend.0);
         }
     }
 }

@@ -36,9 +36,10 @@ pub fn register_grant(page: u64, bus: u64) {
     BUS.lock().add_grant(page, bus);
 }
 
-/// Withdraws every registered granted page.
-pub fn clear_grants() {
-    BUS.lock().clear_grants();
+/// Withdraws the registered granted page mapped at `page` (its mapping is
+/// about to go).
+pub fn remove_grant(page: u64) {
+    BUS.lock().remove_grant(page);
 }
 
 /// Pages in the DMA pool (the virtqueue of virtio-blk needs two).
@@ -159,35 +160,56 @@ pub fn region_of(address: u64, length: u64) -> Option<Region> {
     None
 }
 
-/// Bus addresses of our frames (cached) and of the granted pages mapped
-/// for the request in progress.
-#[derive(Default)]
+/// Bus addresses of our frames and contiguous runs of them (cached: our
+/// frames do not move), and of the granted pages mapped now, by their page
+/// of the grant window (a flat table: one look-up per buffer, however many
+/// grants stay mapped).
 pub struct BusMap {
     frames: BTreeMap<u64, u64>,
-    granted: Vec<(u64, u64)>,
+    /// Runs of several frames: (first frame, count, bus address).
+    runs: Vec<(u64, u64, u64)>,
+    /// Per page of the grant window, its bus address (0: none registered).
+    granted: [u64; GRANT_WINDOW_PAGES as usize],
 }
 
 /// Frames of ours whose bus addresses are remembered at most.
 const MAX_CACHED_FRAMES: usize = 4096;
+/// Runs of frames remembered at most.
+const MAX_CACHED_RUNS: usize = 16;
+
+impl Default for BusMap {
+    fn default() -> Self {
+        BusMap::new()
+    }
+}
 
 impl BusMap {
     /// An empty map.
     pub const fn new() -> BusMap {
         BusMap {
             frames: BTreeMap::new(),
-            granted: Vec::new(),
+            runs: Vec::new(),
+            granted: [0; GRANT_WINDOW_PAGES as usize],
         }
+    }
+
+    fn window_index(page: u64) -> Option<usize> {
+        let index = page.checked_sub(GRANT_WINDOW_BASE)? / PAGE_SIZE;
+        (page % PAGE_SIZE == 0 && index < GRANT_WINDOW_PAGES).then_some(index as usize)
     }
 
     /// Notes that the grant-window page `page` has bus address `bus`.
     pub fn add_grant(&mut self, page: u64, bus: u64) {
-        self.granted.retain(|(known, _)| *known != page);
-        self.granted.push((page, bus));
+        if let Some(index) = Self::window_index(page) {
+            self.granted[index] = bus;
+        }
     }
 
-    /// Forgets every granted page (their mappings are about to go).
-    pub fn clear_grants(&mut self) {
-        self.granted.clear();
+    /// Forgets the granted page at `page` (its mapping is about to go).
+    pub fn remove_grant(&mut self, page: u64) {
+        if let Some(index) = Self::window_index(page) {
+            self.granted[index] = 0;
+        }
     }
 
     /// The bus address of `[address, address + length)`, asking `frames`
@@ -201,19 +223,28 @@ impl BusMap {
     ) -> Option<u64> {
         match region_of(address, length)? {
             Region::Grant(page) => {
-                let (_, bus) = self.granted.iter().find(|(known, _)| *known == page)?;
-                Some(bus + (address - page))
+                let bus = self.granted[Self::window_index(page)?];
+                (bus != 0).then(|| bus + (address - page))
             }
             Region::Ram { first, last } => {
                 let offset = (address - RAM_BASE) % PAGE_SIZE;
+                let count = last - first + 1;
                 if first == last {
                     if let Some(bus) = self.frames.get(&first) {
                         return Some(bus + offset);
                     }
+                } else if let Some((_, _, bus)) = self
+                    .runs
+                    .iter()
+                    .find(|(known, frames, _)| *known == first && *frames == count)
+                {
+                    return Some(bus + offset);
                 }
-                let bus = frames(first, last - first + 1)?;
+                let bus = frames(first, count)?;
                 if first == last && self.frames.len() < MAX_CACHED_FRAMES {
                     self.frames.insert(first, bus);
+                } else if first != last && self.runs.len() < MAX_CACHED_RUNS {
+                    self.runs.push((first, count, bus));
                 }
                 Some(bus + offset)
             }
@@ -294,6 +325,16 @@ mod tests {
             None,
             "not contiguous"
         );
+        let before = asked.get();
+        assert_eq!(
+            map.translate(RAM_BASE + 0x7000, 2 * PAGE_SIZE, hypervisor),
+            Some(0x10_0000_7000)
+        );
+        assert_eq!(
+            map.translate(RAM_BASE + 0x7000, 2 * PAGE_SIZE, hypervisor),
+            Some(0x10_0000_7000)
+        );
+        assert_eq!(asked.get(), before + 1, "a run is cached too");
         let page = GRANT_WINDOW_BASE + 5 * PAGE_SIZE;
         assert_eq!(
             map.translate(page + 512, 512, hypervisor),
@@ -305,7 +346,7 @@ mod tests {
             map.translate(page + 512, 512, hypervisor),
             Some(0x7777_7200)
         );
-        map.clear_grants();
+        map.remove_grant(page);
         assert_eq!(map.translate(page, 512, hypervisor), None);
         assert_eq!(
             map.translate(0x1000, 1, hypervisor),

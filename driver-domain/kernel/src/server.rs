@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use blkback::{BlockBackend, DomId, FrontendId, VirtualDisk, SECTOR_SIZE_BYTES};
+use blkback::{BlockBackend, DomId, FrontendId, GrantPolicy, VirtualDisk, SECTOR_SIZE_BYTES};
 use guest_runtime::event::{self, Port, PortSet};
 use guest_runtime::store::{EventWait, StoreConnection, StoreError};
 use guest_runtime::xenbus::{self, DevicePaths};
@@ -21,7 +21,7 @@ use crate::disk::VirtioDisk;
 use crate::vbd::{self, Step, VDISK_READONLY};
 
 /// Requests served per frontend per round.
-pub const CAP_PER_ROUND: u32 = 8;
+pub const CAP_PER_ROUND: u32 = 16;
 /// The device class served.
 const KIND: &str = "vbd";
 /// Steps taken for one device per look (each changes its state).
@@ -145,8 +145,9 @@ impl Server {
             {
                 let counters = self.backend.executor().counters();
                 info!(
-                    "blkback: {} devices served and gone; {} segments by DMA, {} interrupts, {} grant failures, {} device errors; exiting",
-                    self.finished, counters.segments, counters.interrupts, counters.grant_failures, counters.device_errors
+                    "blkback: {} devices served and gone; {} segments by DMA, {} interrupts, {} grants mapped in {} calls, {} still kept, {} grant failures, {} device errors; exiting",
+                    self.finished, counters.segments, counters.interrupts, counters.grants_mapped, counters.map_calls,
+                    self.backend.executor().kept_grants(), counters.grant_failures, counters.device_errors
                 );
                 return Ok(());
             }
@@ -441,7 +442,8 @@ impl Server {
                 &format!("{base}/info"),
                 format!("{info}").as_bytes(),
             )?;
-            store.write(wait, 0, &format!("{base}/feature-flush-cache"), b"1")
+            store.write(wait, 0, &format!("{base}/feature-flush-cache"), b"1")?;
+            store.write(wait, 0, &format!("{base}/feature-persistent"), b"1")
         });
         if let Err(problem) = written {
             error!(
@@ -489,6 +491,10 @@ impl Server {
                 return self.say(index, XenbusState::Closing);
             }
         };
+        // Optional: absent or anything but "1" means grants per request.
+        let persistent = self
+            .store(|store, wait| store.read(wait, 0, &format!("{front}/feature-persistent")))
+            .is_ok_and(|value| value == b"1");
         let frontend_id = self.devices[index].paths.frontend_id as u16;
         let Some(disk) = self.devices[index].disk else {
             return self.say(index, XenbusState::Closing);
@@ -527,6 +533,12 @@ impl Server {
             let _ = event::close(port);
             return self.say(index, XenbusState::Closing);
         };
+        let policy = if persistent {
+            GrantPolicy::Persistent
+        } else {
+            GrantPolicy::Transient
+        };
+        self.backend.set_grant_policy(id, policy);
         let vbd = &mut self.devices[index];
         vbd.frontend = Some(id);
         vbd.ring = Some(ring);
@@ -534,7 +546,8 @@ impl Server {
         vbd.connections += 1;
         vbd.refusals_logged = 0;
         info!(
-            "blkback: {name}: connected (ring ref {reference}, port {remote_port}), connection {}",
+            "blkback: {name}: connected (ring ref {reference}, port {remote_port}, {} grants), connection {}",
+            if persistent { "persistent" } else { "per-request" },
             vbd.connections
         );
         // Requests may already wait: serve once the loop comes round.
