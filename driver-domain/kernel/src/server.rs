@@ -155,11 +155,16 @@ impl Server {
             for port in self.devices.iter().filter_map(|vbd| vbd.port) {
                 interest.insert(port);
             }
-            if let Err(errno) = self.backend.executor_mut().events().wait_for(&interest) {
-                error!("blkback: waiting: {errno}");
+            match self.backend.executor_mut().events().wait_for(&interest) {
+                // A store event: look at the devices again next time round
+                // (a frontend's event alone only means serving its ring:
+                // looking costs several store round trips).
+                Ok(fired) => look = fired.contains(self.store_port),
+                Err(errno) => {
+                    error!("blkback: waiting: {errno}");
+                    look = true;
+                }
             }
-            // A store event: look at the devices again next time round.
-            look = true;
         }
     }
 
