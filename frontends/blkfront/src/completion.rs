@@ -8,6 +8,7 @@ use ring_protocol::blkif::{
 use ring_protocol::RingError;
 
 use crate::grants::GrantError;
+use crate::pool::PageList;
 
 /// What a request does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +34,7 @@ impl Operation {
 
 /// Errors of the frontend. The `Backend*`-blamed ones (see
 /// [`is_backend_fault`](Self::is_backend_fault)) stop the device: every later call returns
-/// the same error until [`Blkfront::disconnect`].
+/// the same error until [`Blkfront::disconnect`](crate::Blkfront::disconnect).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrontendError {
     /// No ring slot free: poll for responses first.
@@ -63,6 +64,9 @@ pub enum FrontendError {
     GrantStillMapped(u64),
     /// The frontend was disconnected.
     Disconnected,
+    /// [`Blkfront::set_persistent`](crate::Blkfront::set_persistent) came after the first
+    /// page was taken or request submitted: the grant mode is fixed by then.
+    AlreadyStarted,
 }
 
 impl FrontendError {
@@ -82,7 +86,7 @@ impl FrontendError {
 /// A completed request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Completion {
-    /// The id [`Blkfront`] returned when the request was submitted.
+    /// The id [`Blkfront`](crate::Blkfront) returned when the request was submitted.
     pub id: u64,
     /// What the request did.
     pub operation: Operation,
@@ -103,7 +107,22 @@ impl Completion {
     }
 }
 
-/// What [`Blkfront::disconnect`] did with the grants still out.
+/// A completed request as [`Blkfront::poll_in_place`](crate::Blkfront::poll_in_place)
+/// returns it: for a successful read submitted with
+/// [`submit_read_in_place`](crate::Blkfront::submit_read_in_place), the pages holding the
+/// data (`completion.data` is then empty); no pages otherwise.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PagedCompletion<P> {
+    /// The request's outcome, as [`Blkfront::poll`](crate::Blkfront::poll) reports it.
+    pub completion: Completion,
+    /// The read's data pages, in disk order (page `i` holds sectors `8 * i..8 * i + 8` of
+    /// the request, the last one possibly partly). They are the caller's until given back
+    /// with [`give_back`](crate::Blkfront::give_back).
+    pub pages: PageList<P>,
+}
+
+/// What [`Blkfront::disconnect`](crate::Blkfront::disconnect) did with the grants still out (in persistent mode: every
+/// persistent grant of the pool, wherever its page is).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DisconnectReport {
     /// Grants revoked; their pages are free again.

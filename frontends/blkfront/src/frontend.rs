@@ -1,6 +1,10 @@
 //! The request builder and response checker: requests of up to 11 granted pages go out
 //! with ids from a table of requests in flight; every response must match an entry of
 //! that table exactly, or the backend is treated as broken and the device stops.
+//!
+//! Nothing on the submit and poll paths allocates: the table of requests in flight and
+//! the free pool are sized at construction, a request's pages are kept inline
+//! ([`PageList`]); only the copying API's [`Completion::data`] is a heap buffer.
 
 use alloc::vec::Vec;
 use ring_protocol::blkif::{
@@ -10,8 +14,9 @@ use ring_protocol::blkif::{
 use ring_protocol::{Frontend, Notification, RingError, SharedPage};
 use xen_abi::DomId;
 
-use crate::completion::{Completion, DisconnectReport, FrontendError, Operation};
+use crate::completion::{Completion, DisconnectReport, FrontendError, Operation, PagedCompletion};
 use crate::grants::{GrantPages, GrantRef};
+use crate::pool::{DataPage, PageList, MAX_PAGES_PER_REQUEST};
 use crate::split::MAX_SECTORS_PER_REQUEST;
 
 /// Bytes in a data page.
@@ -24,7 +29,10 @@ struct InFlight<Page> {
     operation: Operation,
     sector: u64,
     sector_count: u32,
-    grants: Vec<(Page, GrantRef)>,
+    /// A read whose pages go to the caller at completion (no copy).
+    in_place: bool,
+    /// The request's pages, each with its grant set.
+    pages: PageList<Page>,
 }
 
 /// The frontend of one virtual block device.
@@ -33,19 +41,36 @@ pub struct Blkfront<'page, G: GrantPages> {
     pages: G,
     backend: DomId,
     handle: u16,
-    free_pages: Vec<G::Page>,
+    /// The pool (capacity: every page given at construction, so pushes never allocate).
+    free_pages: Vec<DataPage<G::Page>>,
     quarantined: Vec<G::Page>,
     in_flight: Vec<Option<InFlight<G::Page>>>,
+    /// Slots with no request in flight, lowest on top.
+    free_slots: heapless::Vec<u8, SLOTS>,
     /// Per slot, the id of the last request completed there (to name duplicates).
-    completed: Vec<Option<u64>>,
+    completed: [Option<u64>; SLOTS],
     next_generation: u64,
     fault: Option<FrontendError>,
+    /// Persistent grants (`feature-persistent`): see [`Blkfront::set_persistent`].
+    persistent: bool,
+    /// A page was taken or a request submitted: the grant mode is fixed.
+    started: bool,
+    /// Every persistent grant made, with its page: [`Blkfront::disconnect`] revokes them
+    /// all, wherever the pages are (pool, in flight, lent).
+    persistent_grants: Vec<(G::Page, GrantRef)>,
+    /// Persistent grants the backend still mapped at disconnect (their pages are
+    /// quarantined; a lent one given back later is dropped).
+    unrevoked: Vec<GrantRef>,
+    /// Pages with the caller.
+    lent: usize,
+    disconnected: bool,
 }
 
 impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// Initializes the ring in `ring_page` (already granted to `backend` by the caller)
     /// and takes `data_pages` as the pool it grants from. `handle` is the virtual device
-    /// number written into requests.
+    /// number written into requests. Grants are per request until
+    /// [`set_persistent`](Self::set_persistent).
     pub fn new(
         ring_page: SharedPage<'page>,
         pages: G,
@@ -53,18 +78,56 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         backend: DomId,
         handle: u16,
     ) -> Self {
+        let count = data_pages.len();
+        let mut free_pages = Vec::with_capacity(count);
+        free_pages.extend(data_pages.into_iter().map(DataPage::fresh));
+        let mut free_slots = heapless::Vec::new();
+        for slot in (0..SLOTS as u8).rev() {
+            let _ = free_slots.push(slot);
+        }
         Self {
             ring: Frontend::initialize(ring_page),
             pages,
             backend,
             handle,
-            free_pages: data_pages,
+            free_pages,
             quarantined: Vec::new(),
             in_flight: (0..SLOTS).map(|_| None).collect(),
-            completed: alloc::vec![None; SLOTS],
+            free_slots,
+            completed: [None; SLOTS],
             next_generation: 0,
             fault: None,
+            persistent: false,
+            started: false,
+            persistent_grants: Vec::with_capacity(count),
+            unrevoked: Vec::new(),
+            lent: 0,
+            disconnected: false,
         }
+    }
+
+    /// Chooses persistent grants (both ends agreed on `feature-persistent`) or grants per
+    /// request (the default). In persistent mode each pool page is zeroed and granted
+    /// read-write once, the first time it is used (or at
+    /// [`prepare_pool`](Self::prepare_pool)), and the same grant is reused in every later
+    /// request: completions revoke nothing and pages are not zeroed again (they only ever
+    /// hold this device's data, which its backend has seen). [`disconnect`](Self::disconnect)
+    /// revokes them all.
+    ///
+    /// # Errors
+    ///
+    /// [`FrontendError::AlreadyStarted`] once a page was taken or a request submitted.
+    pub fn set_persistent(&mut self, persistent: bool) -> Result<(), FrontendError> {
+        if self.started {
+            return Err(FrontendError::AlreadyStarted);
+        }
+        self.persistent = persistent;
+        Ok(())
+    }
+
+    /// Whether grants are persistent (see [`set_persistent`](Self::set_persistent)).
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
     }
 
     /// The page and grant provider, for the runtime's bookkeeping and tests.
@@ -72,14 +135,31 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         &self.pages
     }
 
-    /// Requests submitted and not yet completed.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.iter().flatten().count()
+    /// The provider, to read and fill pages lent by [`take_pages`](Self::take_pages) or an
+    /// in-place read (only through its `read`, `write` and `zero`; grants are the
+    /// frontend's).
+    pub fn pages_mut(&mut self) -> &mut G {
+        &mut self.pages
     }
 
-    /// Data pages free to grant.
+    /// Requests submitted and not yet completed.
+    pub fn in_flight(&self) -> usize {
+        SLOTS - self.free_slots.len()
+    }
+
+    /// Data pages free to grant (in the pool).
     pub fn free_page_count(&self) -> usize {
         self.free_pages.len()
+    }
+
+    /// Pages lent to the caller and not given back.
+    pub fn lent_page_count(&self) -> usize {
+        self.lent
+    }
+
+    /// Persistent grants made and not yet revoked (0 in non-persistent mode).
+    pub fn persistent_grant_count(&self) -> usize {
+        self.persistent_grants.len()
     }
 
     /// Pages the backend would not give back; never reused.
@@ -104,17 +184,19 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     }
 
     /// Queues a read of `sector_count` sectors (1..=88) from `sector`. The backend sees
-    /// it after [`publish`](Self::publish). Returns the request id.
+    /// it after [`publish`](Self::publish); [`poll`](Self::poll) copies the data out.
+    /// Returns the request id.
     ///
     /// # Errors
     ///
     /// [`FrontendError::BadLength`], [`FrontendError::RingFull`],
     /// [`FrontendError::NoFreePages`], [`FrontendError::Grant`], or the device's fault.
     pub fn submit_read(&mut self, sector: u64, sector_count: u32) -> Result<u64, FrontendError> {
-        self.submit(Operation::Read, sector, sector_count, &[])
+        self.submit_copying(Operation::Read, sector, sector_count, &[])
     }
 
-    /// Queues a write of `data` (1..=88 whole sectors) at `sector`. Returns the id.
+    /// Queues a write of `data` (1..=88 whole sectors) at `sector`, copied into pool
+    /// pages. Returns the id.
     ///
     /// # Errors
     ///
@@ -125,7 +207,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         }
         let sector_count =
             u32::try_from(data.len() / SECTOR_SIZE).map_err(|_| FrontendError::BadLength)?;
-        self.submit(Operation::Write, sector, sector_count, data)
+        self.submit_copying(Operation::Write, sector, sector_count, data)
     }
 
     /// Queues a flush of the disk cache (no data). Returns the id.
@@ -134,10 +216,217 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     ///
     /// [`FrontendError::RingFull`] or the device's fault.
     pub fn submit_flush(&mut self) -> Result<u64, FrontendError> {
-        self.submit(Operation::Flush, 0, 0, &[])
+        self.check()?;
+        self.started = true;
+        self.check_room()?;
+        self.send(Operation::Flush, 0, 0, PageList::new(), false)
     }
 
-    fn submit(
+    /// Zero-copy: lends `count` (1..=11) pool pages to fill through the provider (see
+    /// [`DataPage::page`], [`write_page`](Self::write_page)) and write with
+    /// [`submit_write_pages`](Self::submit_write_pages), or to give back. A page the
+    /// frontend has not zeroed since it joined the pool is zeroed first; otherwise its
+    /// contents are what it last held (this device's data), not cleared per request.
+    ///
+    /// # Errors
+    ///
+    /// [`FrontendError::BadLength`], [`FrontendError::NoFreePages`] or the device's fault.
+    pub fn take_pages(&mut self, count: usize) -> Result<PageList<G::Page>, FrontendError> {
+        self.check()?;
+        self.started = true;
+        if !(1..=MAX_PAGES_PER_REQUEST).contains(&count) {
+            return Err(FrontendError::BadLength);
+        }
+        if self.free_pages.len() < count {
+            return Err(FrontendError::NoFreePages);
+        }
+        let mut taken = PageList::new();
+        for _ in 0..count {
+            if let Some(mut page) = self.free_pages.pop() {
+                zero_once(&mut self.pages, &mut page);
+                let _ = taken.push(page);
+            }
+        }
+        self.lent += taken.len();
+        Ok(taken)
+    }
+
+    /// Gives lent pages back to the pool (after an in-place read's data was used, or pages
+    /// taken and not written). After [`disconnect`](Self::disconnect) their persistent
+    /// grants are already revoked; a page the backend still mapped then stays quarantined.
+    pub fn give_back(&mut self, pages: impl IntoIterator<Item = DataPage<G::Page>>) {
+        for page in pages {
+            self.lent = self.lent.saturating_sub(1);
+            self.return_to_pool(page);
+        }
+    }
+
+    /// Puts a page back in the pool. After [`disconnect`](Self::disconnect) its persistent
+    /// grant is gone: the page returns ungranted, or not at all if the backend still
+    /// mapped it then (it is quarantined).
+    fn return_to_pool(&mut self, mut page: DataPage<G::Page>) {
+        if self.disconnected {
+            if let Some(grant) = page.grant.take() {
+                if self.unrevoked.contains(&grant) {
+                    return;
+                }
+            }
+        }
+        self.free_pages.push(page);
+    }
+
+    /// Copies `data` into a lent page at `offset_bytes`.
+    ///
+    /// # Errors
+    ///
+    /// [`FrontendError::BadLength`] if it does not fit in the page.
+    pub fn write_page(
+        &mut self,
+        page: &DataPage<G::Page>,
+        offset_bytes: usize,
+        data: &[u8],
+    ) -> Result<(), FrontendError> {
+        if offset_bytes
+            .checked_add(data.len())
+            .is_none_or(|end| end > PAGE_SIZE_BYTES)
+        {
+            return Err(FrontendError::BadLength);
+        }
+        self.pages.write(page.page, offset_bytes, data);
+        Ok(())
+    }
+
+    /// Copies from a lent page at `offset_bytes` into `data`.
+    ///
+    /// # Errors
+    ///
+    /// [`FrontendError::BadLength`] if the range does not fit in the page.
+    pub fn read_page(
+        &mut self,
+        page: &DataPage<G::Page>,
+        offset_bytes: usize,
+        data: &mut [u8],
+    ) -> Result<(), FrontendError> {
+        if offset_bytes
+            .checked_add(data.len())
+            .is_none_or(|end| end > PAGE_SIZE_BYTES)
+        {
+            return Err(FrontendError::BadLength);
+        }
+        self.pages.read(page.page, offset_bytes, data);
+        Ok(())
+    }
+
+    /// Zero-copy: queues a write of `sector_count` sectors (1..=88) at `sector` from
+    /// `pages` (exactly `sector_count.div_ceil(8)` pages, from [`take_pages`](Self::take_pages)
+    /// or an in-place read, in disk order), sent as they are. The pages return to the pool
+    /// when the write completes, and at once if this fails. Returns the id.
+    ///
+    /// # Errors
+    ///
+    /// [`FrontendError::BadLength`] (also for a page count that does not match),
+    /// [`FrontendError::RingFull`], [`FrontendError::Grant`], or the device's fault.
+    pub fn submit_write_pages(
+        &mut self,
+        sector: u64,
+        sector_count: u32,
+        pages: PageList<G::Page>,
+    ) -> Result<u64, FrontendError> {
+        self.lent = self.lent.saturating_sub(pages.len());
+        let checked = self.check().and_then(|()| {
+            if (1..=MAX_SECTORS_PER_REQUEST).contains(&sector_count)
+                && pages.len() == pages_for(sector_count)
+            {
+                self.check_room()
+            } else {
+                Err(FrontendError::BadLength)
+            }
+        });
+        if let Err(error) = checked {
+            self.give_back_unsent(pages);
+            return Err(error);
+        }
+        self.started = true;
+        self.send(Operation::Write, sector, sector_count, pages, false)
+    }
+
+    /// Zero-copy: queues a read of `sector_count` sectors (1..=88) from `sector` into pool
+    /// pages that [`poll_in_place`](Self::poll_in_place) hands over, without copying
+    /// (a page is zeroed only the first time the frontend uses it). In non-persistent mode
+    /// the grants are revoked before the pages are handed over, so the backend cannot
+    /// change the data afterwards. Returns the id.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit_read`](Self::submit_read).
+    pub fn submit_read_in_place(
+        &mut self,
+        sector: u64,
+        sector_count: u32,
+    ) -> Result<u64, FrontendError> {
+        self.check()?;
+        self.started = true;
+        let page_count = self.check_transfer(sector_count)?;
+        let mut pages = PageList::new();
+        for _ in 0..page_count {
+            if let Some(mut page) = self.free_pages.pop() {
+                zero_once(&mut self.pages, &mut page);
+                let _ = pages.push(page);
+            }
+        }
+        self.send(Operation::Read, sector, sector_count, pages, true)
+    }
+
+    /// Zeroes every pool page not yet zeroed and, in persistent mode, grants every pool
+    /// page not yet granted, so that later requests find them ready (to keep that work
+    /// out of a timed section). Returns how many grants it made.
+    ///
+    /// # Errors
+    ///
+    /// [`FrontendError::Grant`] (the grants made so far stay) or the device's fault.
+    pub fn prepare_pool(&mut self) -> Result<usize, FrontendError> {
+        self.check()?;
+        self.started = true;
+        let mut granted = 0;
+        for page in &mut self.free_pages {
+            zero_once(&mut self.pages, page);
+            if self.persistent && page.grant.is_none() {
+                let grant = self
+                    .pages
+                    .grant(page.page, self.backend, false)
+                    .map_err(FrontendError::Grant)?;
+                page.grant = Some(grant);
+                self.persistent_grants.push((page.page, grant));
+                granted += 1;
+            }
+        }
+        Ok(granted)
+    }
+
+    /// The checks before a transfer takes pages: length, a free slot, enough pages.
+    /// Returns the page count.
+    fn check_transfer(&self, sector_count: u32) -> Result<usize, FrontendError> {
+        if !(1..=MAX_SECTORS_PER_REQUEST).contains(&sector_count) {
+            return Err(FrontendError::BadLength);
+        }
+        self.check_room()?;
+        let page_count = pages_for(sector_count);
+        if self.free_pages.len() < page_count {
+            return Err(FrontendError::NoFreePages);
+        }
+        Ok(page_count)
+    }
+
+    fn check_room(&self) -> Result<(), FrontendError> {
+        if self.free_slots.is_empty() || self.ring.is_full() {
+            return Err(FrontendError::RingFull);
+        }
+        Ok(())
+    }
+
+    /// The copying submit: takes pages from the pool, zeroes them (per request in
+    /// non-persistent mode, once in persistent mode) and copies a write's data in.
+    fn submit_copying(
         &mut self,
         operation: Operation,
         sector: u64,
@@ -145,111 +434,121 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         data: &[u8],
     ) -> Result<u64, FrontendError> {
         self.check()?;
-        let is_flush = operation == Operation::Flush;
-        if !is_flush && !(1..=MAX_SECTORS_PER_REQUEST).contains(&sector_count) {
-            return Err(FrontendError::BadLength);
+        self.started = true;
+        let page_count = self.check_transfer(sector_count)?;
+        let mut pages = PageList::new();
+        let mut chunks = data.chunks(PAGE_SIZE_BYTES);
+        for _ in 0..page_count {
+            let Some(mut page) = self.free_pages.pop() else {
+                break;
+            };
+            if self.persistent {
+                zero_once(&mut self.pages, &mut page);
+            } else {
+                self.pages.zero(page.page);
+                page.zeroed = true;
+            }
+            if let Some(chunk) = chunks.next() {
+                self.pages.write(page.page, 0, chunk);
+            }
+            let _ = pages.push(page);
         }
-        let Some(slot) = self.in_flight.iter().position(Option::is_none) else {
+        self.send(operation, sector, sector_count, pages, false)
+    }
+
+    /// Grants what `pages` need (persistent: read-write, once per page; otherwise per
+    /// request, read-only for a write so the backend cannot scribble on our data), pushes
+    /// the request and records it. On failure the pages return to the pool.
+    fn send(
+        &mut self,
+        operation: Operation,
+        sector: u64,
+        sector_count: u32,
+        mut pages: PageList<G::Page>,
+        in_place: bool,
+    ) -> Result<u64, FrontendError> {
+        let Some(&slot) = self.free_slots.last() else {
+            self.give_back_unsent(pages);
             return Err(FrontendError::RingFull);
         };
-        if self.ring.is_full() {
-            return Err(FrontendError::RingFull);
+        let read_only = !self.persistent && operation == Operation::Write;
+        for page in &mut pages {
+            if page.grant.is_some() {
+                continue;
+            }
+            match self.pages.grant(page.page, self.backend, read_only) {
+                Ok(grant) => {
+                    page.grant = Some(grant);
+                    if self.persistent {
+                        self.persistent_grants.push((page.page, grant));
+                    }
+                }
+                Err(error) => {
+                    self.give_back_unsent(pages);
+                    return Err(FrontendError::Grant(error));
+                }
+            }
         }
-        let page_count = (sector_count as usize).div_ceil(usize::from(SECTORS_PER_PAGE));
-        if self.free_pages.len() < page_count {
-            return Err(FrontendError::NoFreePages);
-        }
-        let grants = self.grant_pages(operation, page_count, data)?;
         let mut request = TransferRequest {
             handle: self.handle,
             id: self
                 .next_generation
                 .wrapping_mul(SLOTS as u64)
-                .wrapping_add(slot as u64),
+                .wrapping_add(u64::from(slot)),
             sector_number: sector,
-            segment_count: page_count as u8,
+            segment_count: pages.len() as u8,
             ..TransferRequest::default()
         };
-        self.next_generation = self.next_generation.wrapping_add(1);
         let mut remaining = sector_count;
-        for (segment, (_, grant)) in request.segments.iter_mut().zip(&grants) {
+        for (segment, page) in request.segments.iter_mut().zip(&pages) {
             let sectors = remaining.min(u32::from(SECTORS_PER_PAGE));
             remaining -= sectors;
             *segment = Segment {
-                grant: grant.0,
+                grant: page.grant.map_or(0, |grant| grant.0),
                 first_sector: 0,
                 last_sector: (sectors - 1) as u8,
             };
         }
+        let id = request.id;
         let encoded = match operation {
             Operation::Read => BlkifRequest::Read(request),
             Operation::Write => BlkifRequest::Write(request),
             Operation::Flush => BlkifRequest::FlushDiskCache(request),
         };
         if let Err(error) = self.ring.push_request(&encoded) {
-            self.release(grants);
+            self.give_back_unsent(pages);
             return Err(match error {
                 RingError::Full => FrontendError::RingFull,
                 other => self.fail(FrontendError::Ring(other)),
             });
         }
-        self.in_flight[slot] = Some(InFlight {
-            id: request.id,
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let _ = self.free_slots.pop();
+        self.in_flight[usize::from(slot)] = Some(InFlight {
+            id,
             operation,
             sector,
             sector_count,
-            grants,
+            in_place,
+            pages,
         });
-        Ok(request.id)
+        Ok(id)
     }
 
-    /// Takes `page_count` free pages, zeroes them, copies a write's data in and grants
-    /// them (read-only for a write, so the backend cannot scribble on our data).
-    fn grant_pages(
-        &mut self,
-        operation: Operation,
-        page_count: usize,
-        data: &[u8],
-    ) -> Result<Vec<(G::Page, GrantRef)>, FrontendError> {
-        let mut grants = Vec::with_capacity(page_count);
-        for index in 0..page_count {
-            let Some(page) = self.free_pages.pop() else {
-                self.release(grants);
-                return Err(FrontendError::NoFreePages);
-            };
-            self.pages.zero(page);
-            if let Some(chunk) = data.chunks(PAGE_SIZE_BYTES).nth(index) {
-                self.pages.write(page, 0, chunk);
-            }
-            match self
-                .pages
-                .grant(page, self.backend, operation == Operation::Write)
-            {
-                Ok(grant) => grants.push((page, grant)),
-                Err(error) => {
-                    self.free_pages.push(page);
-                    self.release(grants);
-                    return Err(FrontendError::Grant(error));
+    /// Pages of a request that did not go out: back to the pool; a per-request grant is
+    /// revoked (quarantined if the backend somehow maps it already).
+    fn give_back_unsent(&mut self, pages: PageList<G::Page>) {
+        for mut page in pages {
+            if !self.persistent {
+                if let Some(grant) = page.grant.take() {
+                    if self.pages.revoke(grant).is_err() {
+                        self.quarantined.push(page.page);
+                        continue;
+                    }
                 }
             }
+            self.return_to_pool(page);
         }
-        Ok(grants)
-    }
-
-    /// Revokes `grants`; pages come back to the pool, or to quarantine if the backend
-    /// still maps them. Returns how many were still mapped.
-    fn release(&mut self, grants: Vec<(G::Page, GrantRef)>) -> usize {
-        let mut still_mapped = 0;
-        for (page, grant) in grants {
-            match self.pages.revoke(grant) {
-                Ok(()) => self.free_pages.push(page),
-                Err(_) => {
-                    self.quarantined.push(page);
-                    still_mapped += 1;
-                }
-            }
-        }
-        still_mapped
     }
 
     /// Publishes queued requests; notify the backend's event channel if required.
@@ -290,14 +589,30 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     }
 
     /// Takes the next response, checks it against the table of requests in flight,
-    /// revokes the request's grants and, for a successful read, copies the data out.
-    /// `None` means no response is ready and the response event is armed: the caller may
-    /// block on the event channel.
+    /// revokes the request's grants (not in persistent mode) and, for a successful read,
+    /// copies the data out. `None` means no response is ready and the response event is
+    /// armed: the caller may block on the event channel. An in-place read's pages go back
+    /// to the pool unread (use [`poll_in_place`](Self::poll_in_place) for those).
     ///
     /// # Errors
     ///
     /// A backend fault (the device stops) or the device's earlier fault.
     pub fn poll(&mut self) -> Result<Option<Completion>, FrontendError> {
+        Ok(self.poll_in_place()?.map(|done| {
+            self.give_back(done.pages);
+            done.completion
+        }))
+    }
+
+    /// As [`poll`](Self::poll), but a successful read submitted with
+    /// [`submit_read_in_place`](Self::submit_read_in_place) comes with its pages
+    /// ([`PagedCompletion::pages`], lent until [`give_back`](Self::give_back)) instead of a
+    /// copy of its data. Other requests come with no pages.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll`](Self::poll).
+    pub fn poll_in_place(&mut self) -> Result<Option<PagedCompletion<G::Page>>, FrontendError> {
         self.check()?;
         let response = match self.next_response() {
             Ok(None) => return Ok(None),
@@ -305,10 +620,9 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             Err(error) => return Err(self.fail(FrontendError::Ring(error))),
         };
         let slot = (response.id % SLOTS as u64) as usize;
-        let entry = match self.in_flight[slot].take() {
-            Some(entry) if entry.id == response.id => entry,
-            other => {
-                self.in_flight[slot] = other;
+        let expected = match &self.in_flight[slot] {
+            Some(entry) if entry.id == response.id => entry.operation.code(),
+            _ => {
                 let error = if self.completed[slot] == Some(response.id) {
                     FrontendError::DuplicateResponse(response.id)
                 } else {
@@ -317,68 +631,148 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
                 return Err(self.fail(error));
             }
         };
-        if response.operation != entry.operation.code() {
-            let expected = entry.operation.code();
-            self.in_flight[slot] = Some(entry);
+        if response.operation != expected {
             return Err(self.fail(FrontendError::WrongOperation {
                 id: response.id,
                 expected,
                 found: response.operation,
             }));
         }
+        let Some(entry) = self.in_flight[slot].take() else {
+            return Err(self.fail(FrontendError::UnknownResponseId(response.id)));
+        };
         self.completed[slot] = Some(entry.id);
-        // Revoke first, so the backend cannot change read data while we copy it out.
-        let mut data = Vec::new();
-        let mut returned = Vec::with_capacity(entry.grants.len());
+        let _ = self.free_slots.push(slot as u8);
+        let InFlight {
+            id,
+            operation,
+            sector,
+            sector_count,
+            in_place,
+            pages,
+        } = entry;
+        // Revoke first (non-persistent), so the backend cannot change read data while we
+        // copy it out or the caller reads it.
+        let mut returned;
         let mut still_mapped = false;
-        for (page, grant) in &entry.grants {
-            match self.pages.revoke(*grant) {
-                Ok(()) => returned.push(*page),
-                Err(_) => {
-                    self.quarantined.push(*page);
-                    still_mapped = true;
+        if self.persistent {
+            returned = pages;
+        } else {
+            returned = PageList::new();
+            for mut page in pages {
+                if let Some(grant) = page.grant.take() {
+                    if self.pages.revoke(grant).is_err() {
+                        self.quarantined.push(page.page);
+                        still_mapped = true;
+                        continue;
+                    }
+                }
+                let _ = returned.push(page);
+            }
+        }
+        if still_mapped {
+            self.free_pages.extend(returned);
+            return Err(self.fail(FrontendError::GrantStillMapped(id)));
+        }
+        let mut data = Vec::new();
+        let mut lent = PageList::new();
+        if response.status == STATUS_OKAY && operation == Operation::Read {
+            if in_place {
+                self.lent += returned.len();
+                lent = returned;
+                returned = PageList::new();
+            } else {
+                data = alloc::vec![0u8; sector_count as usize * SECTOR_SIZE];
+                for (chunk, page) in data.chunks_mut(PAGE_SIZE_BYTES).zip(&returned) {
+                    self.pages.read(page.page, 0, chunk);
                 }
             }
         }
-        if response.status == STATUS_OKAY && entry.operation == Operation::Read && !still_mapped {
-            data = alloc::vec![0u8; entry.sector_count as usize * SECTOR_SIZE];
-            for (chunk, page) in data.chunks_mut(PAGE_SIZE_BYTES).zip(&returned) {
-                self.pages.read(*page, 0, chunk);
-            }
-        }
         self.free_pages.extend(returned);
-        if still_mapped {
-            return Err(self.fail(FrontendError::GrantStillMapped(entry.id)));
-        }
-        Ok(Some(Completion {
-            id: entry.id,
-            operation: entry.operation,
-            sector: entry.sector,
-            sector_count: entry.sector_count,
-            status: response.status,
-            data,
+        Ok(Some(PagedCompletion {
+            completion: Completion {
+                id,
+                operation,
+                sector,
+                sector_count,
+                status: response.status,
+                data,
+            },
+            pages: lent,
         }))
     }
 
     /// Disconnects: revokes every grant still out (pages the backend still maps are
-    /// quarantined) and stops the device. The ring page's own grant is the caller's.
+    /// quarantined) and stops the device. In persistent mode that is every persistent
+    /// grant, whether its page is in the pool, in a request in flight or lent (a lent page
+    /// given back later returns to the pool ungranted); call it once the backend has
+    /// unmapped them (it says Closing after that). The ring page's own grant is the
+    /// caller's.
     pub fn disconnect(&mut self) -> DisconnectReport {
         let mut report = DisconnectReport::default();
-        let entries: Vec<InFlight<G::Page>> =
-            self.in_flight.iter_mut().filter_map(Option::take).collect();
-        for entry in entries {
-            let count = entry.grants.len();
-            let still_mapped = self.release(entry.grants);
-            report.still_mapped += still_mapped;
-            report.revoked += count - still_mapped;
+        for slot in 0..SLOTS {
+            let Some(entry) = self.in_flight[slot].take() else {
+                continue;
+            };
+            let _ = self.free_slots.push(slot as u8);
+            if self.persistent {
+                self.free_pages.extend(entry.pages);
+            } else {
+                for mut page in entry.pages {
+                    let Some(grant) = page.grant.take() else {
+                        self.free_pages.push(page);
+                        continue;
+                    };
+                    if self.pages.revoke(grant).is_ok() {
+                        report.revoked += 1;
+                        self.free_pages.push(page);
+                    } else {
+                        report.still_mapped += 1;
+                        self.quarantined.push(page.page);
+                    }
+                }
+            }
         }
+        // Keep the free slots ordered lowest on top, as at construction.
+        self.free_slots.sort_unstable_by(|a, b| b.cmp(a));
+        let grants = core::mem::take(&mut self.persistent_grants);
+        for (page, grant) in grants {
+            if self.pages.revoke(grant).is_ok() {
+                report.revoked += 1;
+            } else {
+                report.still_mapped += 1;
+                self.quarantined.push(page);
+                self.unrevoked.push(grant);
+            }
+        }
+        let unrevoked = &self.unrevoked;
+        self.free_pages
+            .retain(|page| page.grant.is_none_or(|grant| !unrevoked.contains(&grant)));
+        for page in &mut self.free_pages {
+            page.grant = None;
+        }
+        self.disconnected = true;
         self.fault = Some(FrontendError::Disconnected);
         report
     }
 
-    /// Gives back the page provider and the free pages (not the quarantined ones), for a
-    /// reconnection after [`disconnect`](Self::disconnect).
+    /// Gives back the page provider and the free pages (not the quarantined ones, nor
+    /// those still lent), for a reconnection after [`disconnect`](Self::disconnect).
     pub fn into_parts(self) -> (G, Vec<G::Page>) {
-        (self.pages, self.free_pages)
+        let free = self.free_pages.iter().map(DataPage::page).collect();
+        (self.pages, free)
+    }
+}
+
+/// Pages a transfer of `sector_count` sectors uses.
+fn pages_for(sector_count: u32) -> usize {
+    (sector_count as usize).div_ceil(usize::from(SECTORS_PER_PAGE))
+}
+
+/// Zeroes `page` if the frontend has not since it joined the pool.
+fn zero_once<G: GrantPages>(pages: &mut G, page: &mut DataPage<G::Page>) {
+    if !page.zeroed {
+        pages.zero(page.page);
+        page.zeroed = true;
     }
 }

@@ -1,6 +1,7 @@
 //! Property test: a scripted hostile backend (arbitrary responses, ids and index moves)
 //! interleaved with a frontend submitting and polling never panics the frontend; once the
-//! frontend disconnects, no grant survives except those the backend really holds.
+//! frontend disconnects, no grant survives except those the backend really holds. Both
+//! grant modes (per request and persistent) and both APIs (copying and zero-copy).
 
 mod common;
 
@@ -26,6 +27,9 @@ enum Step {
     Publish,
     Poll,
     Hold(u8),
+    ReadInPlace(u32),
+    WritePages(u32),
+    PollInPlace,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -51,15 +55,22 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::Publish),
         3 => Just(Step::Poll),
         1 => any::<u8>().prop_map(Step::Hold),
+        2 => (0u32..100).prop_map(Step::ReadInPlace),
+        2 => (0u32..100).prop_map(Step::WritePages),
+        3 => Just(Step::PollInPlace),
     ]
 }
 
 proptest! {
     #[test]
-    fn a_hostile_backend_never_panics_the_frontend(steps in proptest::collection::vec(step(), 0..80)) {
+    fn a_hostile_backend_never_panics_the_frontend(
+        steps in proptest::collection::vec(step(), 0..80),
+        persistent in any::<bool>(),
+    ) {
         let ring = PageBuffer::new();
         let (fake, state, data_pages) = FakeGrants::with_pages(40);
         let mut frontend = Blkfront::new(SharedPage::new(&ring), fake, data_pages, BACKEND, 0);
+        frontend.set_persistent(persistent).expect("first");
         let mut hostile = HostileBackend::<Blkif>::attach(SharedPage::new(&ring));
         for step in steps {
             let result = match step {
@@ -75,6 +86,18 @@ proptest! {
                 Step::Poll => frontend.poll().map(|completion| {
                     if let Some(completion) = completion {
                         assert!(completion.data.is_empty() || completion.data.len() == completion.sector_count as usize * 512);
+                    }
+                }),
+                Step::ReadInPlace(count) => frontend.submit_read_in_place(u64::from(count), count).map(|_| ()),
+                Step::WritePages(count) => frontend
+                    .take_pages((count as usize).div_ceil(8).max(1))
+                    .and_then(|pages| frontend.submit_write_pages(9, count, pages))
+                    .map(|_| ()),
+                Step::PollInPlace => frontend.poll_in_place().map(|completion| {
+                    if let Some(done) = completion {
+                        assert!(done.completion.data.is_empty());
+                        assert!(done.pages.is_empty() || done.pages.len() == (done.completion.sector_count as usize).div_ceil(8));
+                        frontend.give_back(done.pages);
                     }
                 }),
                 Step::Hold(which) => {
@@ -94,6 +117,7 @@ proptest! {
             let state = state.borrow();
             // Every page is free, in flight (granted) or quarantined: none is lost.
             prop_assert!(frontend.free_page_count() + frontend.quarantined_page_count() <= 40);
+            prop_assert_eq!(frontend.lent_page_count(), 0);
             prop_assert!(state.grants.len() <= 40);
         }
         let _report = frontend.disconnect();

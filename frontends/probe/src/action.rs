@@ -115,7 +115,7 @@ pub enum Action {
     SseSwitch,
     /// A hostile blkfront: bad requests and indices against the real backend.
     BlkHostile,
-    /// Sequential 4 KiB and 44 KiB reads and writes through blkfront, timed.
+    /// 4 KiB and 44 KiB reads and writes through blkfront, pipelined, timed.
     BlkBench,
     /// Grant a blkif ring page and a port to `back=`, push `count=` reads.
     RingFront,
@@ -203,9 +203,9 @@ pub const ACTIONS: &[(Action, &str, Expectation, &str)] = &[
     (Action::PciProbe, "pci-probe", Expectation::Poweroff, "describe the assigned function, size and try to move a BAR, walk the capabilities, read a mapped BAR, try other functions"),
     (Action::PciSteal, "pci-steal", Expectation::Poweroff, "device calls without an assigned device (all refused)"),
     (Action::OperatorSteal, "operator-steal", Expectation::Poweroff, "read and write the operator's channel, read the log, physinfo and exit records (all refused)"),
-    (Action::BlkPattern, "blk-pattern", Expectation::Poweroff, "vbd id= (51712) as blkfront: write a pattern, flush, read back, check (read-only: a write refused, reads checked if check= (1)); rounds= (1) connections"),
+    (Action::BlkPattern, "blk-pattern", Expectation::Poweroff, "vbd id= (51712) as blkfront: write a pattern, flush, read, check (read-only: writes refused, reads checked if check= (1)); rounds= (1), persistent= (1)"),
     (Action::BlkHostile, "blk-hostile", Expectation::Poweroff, "vbd id= (51712) through the store, then bad requests and ring indices: each refused or disconnected; reconnect and read"),
-    (Action::BlkBench, "blk-bench", Expectation::Poweroff, "vbd id= (51712) as blkfront: time count= sequential reads and writes of 4 KiB and 44 KiB (instructions under -icount)"),
+    (Action::BlkBench, "blk-bench", Expectation::Poweroff, "vbd id= (51712) as blkfront: time count= (64) writes, reads of 4 and 44 KiB, depth= (32) in flight, persistent= (1) grants if offered (rdtsc)"),
     (Action::StoreAttack, "store-attack", Expectation::Poweroff, "try victim='s and backend='s store nodes (all refused), then flood the store: watches, nodes, flood= (2000) requests"),
 ];
 

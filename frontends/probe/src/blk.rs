@@ -1,9 +1,11 @@
-//! `blk-pattern [id=51712] [check=1] [rounds=1]`: the guest's half of a virtual block
-//! device, over the real store, grants and events, with `blkfront`:
+//! `blk-pattern [id=51712] [check=1] [rounds=1] [persistent=1]`: the
+//! guest's half of a virtual block device, over the real store, grants and
+//! events, with `blkfront`:
 //! finds its vbd's backend (`DevicePaths::discover_backend`), reads what
 //! the backend published (`sectors`, `sector-size`, `info`) and the
 //! toolstack's `mode`, handshakes as the frontend (ring page and port in
-//! one transaction, Initialised, waits for Connected), then:
+//! one transaction, with `feature-persistent` when the backend offers it,
+//! Initialised, waits for Connected), then:
 //!
 //! - a read-write disk: writes a known pattern over every sector (each
 //!   512-byte sector starts with its sector number, then [`TAG`], then
@@ -212,12 +214,15 @@ fn fail(step: &str, problem: impl core::fmt::Display) -> ShutdownReason {
     ShutdownReason::Crash
 }
 
-/// `action=blk-pattern [id=] [check=] [rounds=]`.
+/// `action=blk-pattern [id=] [check=] [rounds=] [persistent=]`
+/// (`persistent=0`: grants per request even if the backend offers
+/// persistent ones).
 pub fn blk_pattern(info: &StartInfo) -> ShutdownReason {
-    let (Some(id), Some(check), Some(rounds)) = (
+    let (Some(id), Some(check), Some(rounds), Some(persistent)) = (
         optional(info, "id", 51712, 0, 0xffff_ffff),
         optional(info, "check", 1, 0, 1),
         optional(info, "rounds", 1, 1, 16),
+        optional(info, "persistent", 1, 0, 1),
     ) else {
         return ShutdownReason::Crash;
     };
@@ -248,7 +253,14 @@ pub fn blk_pattern(info: &StartInfo) -> ShutdownReason {
             }
             info!("{WHAT}: round {round} of {rounds}: the backend is back (InitWait)");
         }
-        match one_round(&mut link, id as u16, pages, check == 1, round > 1) {
+        match one_round(
+            &mut link,
+            id as u16,
+            pages,
+            check == 1,
+            round > 1,
+            persistent == 1,
+        ) {
             Ok((ok, returned)) => {
                 outcome &= ok;
                 pages = returned;
@@ -268,13 +280,15 @@ pub fn blk_pattern(info: &StartInfo) -> ShutdownReason {
 /// One connection: the ring, the pattern (or the read-only checks), the
 /// close. With `verify_first` (a reconnection), first reads the disk back
 /// and checks the pattern the previous connection left. Returns whether
-/// every check passed, and the data pages for the next round.
+/// every check passed, and the data pages for the next round. With
+/// `want_persistent`, asks for persistent grants if the backend offers them.
 fn one_round(
     link: &mut VbdLink,
     handle: u16,
     pages: Vec<Page>,
     check: bool,
     verify_first: bool,
+    want_persistent: bool,
 ) -> Result<(bool, Vec<Page>), String> {
     let (sectors, read_only, back) = (link.sectors, link.read_only, link.backend);
     // The ring: a zeroed page of ours, granted, initialized by blkfront
@@ -298,7 +312,10 @@ fn one_round(
         DomId(back),
         handle,
     );
-    let channel = link.connect(ring_ref, ring_pfn)?;
+    let channel = link.connect_with(ring_ref, ring_pfn, want_persistent)?;
+    front
+        .set_persistent(link.persistent)
+        .map_err(|problem| format!("persistent grants: {problem:?}"))?;
     info!("{WHAT}: connected to d{back} (ring ref {ring_ref}, port {channel})");
     let events = &mut link.events;
     let requests = sectors.div_ceil(SECTORS_PER_REQUEST);
@@ -380,7 +397,8 @@ fn one_round(
         info!("{WHAT}: holding the device for {ms} ms");
         let _ = guest_runtime::time::sleep_ns(ms.saturating_mul(1_000_000));
     }
-    // Close: say Closing, let the backend let go, revoke everything, Closed.
+    // Close: say Closing, let the backend let go (it unmaps every
+    // persistent mapping before it says Closing), revoke everything, Closed.
     link.begin_close()?;
     let report = front.disconnect();
     let (grants, _) = front.into_parts();
@@ -405,25 +423,43 @@ fn one_round(
 /// Request sizes of `blk-bench`, in sectors (4 KiB and 44 KiB).
 pub const BENCH_SIZES_SECTORS: [u64; 2] = [8, 88];
 
+/// Requests `blk-bench` keeps in flight by default, and at most: the ring's
+/// 32 slots.
+const BENCH_MAX_DEPTH: u64 = 32;
+
+/// Pages of the largest request of [`BENCH_SIZES_SECTORS`].
+const BENCH_PAGES_PER_REQUEST: usize = 11;
+
 /// System time to sleep before timing: every deadline that the handshake's
 /// store calls armed (here and in the driver domain) passes first, so no
 /// timer is pending while the benchmark runs and `-icount sleep=off` has
 /// nothing to skip ahead to while the machine waits for the disk.
 const SETTLE_NS: u64 = 40_000_000_000;
 
-/// `action=blk-bench [id=] [count=]`: connects like `blk-pattern`, lets
-/// every pending deadline pass, then for each size of
-/// [`BENCH_SIZES_SECTORS`] writes and then reads `count` requests
-/// sequentially (one in flight) and logs the instructions each pass took
-/// (`rdtsc` under `-icount shift=0,sleep=off`).
+/// `action=blk-bench [id=] [count=] [depth=] [persistent=]`: connects like
+/// `blk-pattern` (persistent grants when the backend offers them, unless
+/// `persistent=0`), zeroes (and in persistent mode grants) its data pages,
+/// lets every pending deadline pass, then for each size of [`BENCH_SIZES_SECTORS`] writes and then
+/// reads `count` requests, keeping up to `depth` (32) in flight, and logs
+/// the instructions each pass took (`rdtsc` under
+/// `-icount shift=0,sleep=off`) and how often it blocked.
+///
+/// It uses blkfront's zero-copy API, like the driver's own benchmark uses
+/// its DMA pages: a write sends pool pages as they are (not filled per
+/// request), a read's pages are given back unread. The backend is notified
+/// only when `publish` says so; the guest blocks on the ring's port only
+/// when no response is ready (the response event armed).
 pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
     const WHAT: &str = "blk-bench";
-    let (Some(id), Some(count)) = (
+    let (Some(id), Some(count), Some(depth), Some(want_persistent)) = (
         optional(info, "id", 51712, 0, 0xffff_ffff),
         optional(info, "count", 64, 1, 1_000_000),
+        optional(info, "depth", BENCH_MAX_DEPTH, 1, BENCH_MAX_DEPTH),
+        optional(info, "persistent", 1, 0, 1),
     ) else {
         return ShutdownReason::Crash;
     };
+    let depth = depth as usize;
     let mut link = match VbdLink::open(info, id as u32) {
         Ok(link) => link,
         Err(problem) => return fail("setup", problem),
@@ -434,44 +470,61 @@ pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
     let Some(ring_pfn) = ring_page.pfn() else {
         return fail("ring", "page outside RAM");
     };
+    // Enough pages for `depth` requests of the largest size (refs 9..=360
+    // at most, inside the one-page grant table).
+    let data_pages = depth * BENCH_PAGES_PER_REQUEST;
     let grants = RuntimeGrants {
         table: link.table,
-        pages: (0..DATA_PAGES).map(|_| Page::new()).collect(),
-        free_refs: (ring_ref + 1..ring_ref + 1 + DATA_PAGES as u32)
+        pages: (0..data_pages).map(|_| Page::new()).collect(),
+        free_refs: (ring_ref + 1..ring_ref + 1 + data_pages as u32)
             .rev()
             .collect(),
     };
     let mut front = Blkfront::new(
         ring_page.shared(),
         grants,
-        (0..DATA_PAGES).collect(),
+        (0..data_pages).collect(),
         DomId(link.backend),
         id as u16,
     );
-    let channel = match link.connect(ring_ref, ring_pfn) {
+    let channel = match link.connect_with(ring_ref, ring_pfn, want_persistent == 1) {
         Ok(port) => port,
         Err(problem) => return fail("connecting", problem),
     };
+    if let Err(problem) = front.set_persistent(link.persistent) {
+        return fail("persistent grants", format!("{problem:?}"));
+    }
+    // Zeroing (and persistent grants) once, before timing.
+    if let Err(problem) = front.prepare_pool() {
+        return fail("preparing the pages", format!("{problem:?}"));
+    }
     let largest = BENCH_SIZES_SECTORS[1];
     if link.sectors < count * largest {
         return fail("disk", "smaller than count= requests of 44 KiB");
     }
+    let persistent = if front.is_persistent() { "yes" } else { "no" };
     let _ = guest_runtime::time::sleep_ns(SETTLE_NS);
     let _ = guest_runtime::time::cancel_timer();
     let mut outcome = true;
     for size in BENCH_SIZES_SECTORS {
-        let data = alloc::vec![0x5au8; size as usize * SECTOR];
+        let pages_per_request = (size as usize).div_ceil(8);
         for write in [true, false] {
             let started = guest_runtime::timestamp_counter();
-            let mut errors = 0u64;
-            for index in 0..count {
-                let submitted = if write {
-                    front.submit_write(index * size, &data)
-                } else {
-                    front.submit_read(index * size, size as u32)
-                };
-                if let Err(problem) = submitted {
-                    return fail("submitting", format!("{problem:?}"));
+            let (mut submitted, mut completed, mut errors, mut waits) = (0u64, 0u64, 0u64, 0u64);
+            while completed < count {
+                while submitted < count && front.in_flight() < depth {
+                    let sector = submitted * size;
+                    let result = if write {
+                        front
+                            .take_pages(pages_per_request)
+                            .and_then(|pages| front.submit_write_pages(sector, size as u32, pages))
+                    } else {
+                        front.submit_read_in_place(sector, size as u32)
+                    };
+                    if let Err(problem) = result {
+                        return fail("submitting", format!("{problem:?}"));
+                    }
+                    submitted += 1;
                 }
                 match front.publish() {
                     Ok(notification) if notification.is_required() => {
@@ -480,19 +533,25 @@ pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
                     Ok(_) => {}
                     Err(problem) => return fail("publishing", format!("{problem:?}")),
                 }
+                // Every response ready; `None` arms the response event.
+                let mut progressed = false;
                 loop {
-                    match front.poll() {
-                        Ok(Some(completion)) => {
-                            errors += u64::from(!completion.is_ok());
-                            break;
+                    match front.poll_in_place() {
+                        Ok(Some(done)) => {
+                            errors += u64::from(!done.completion.is_ok());
+                            front.give_back(done.pages);
+                            completed += 1;
+                            progressed = true;
                         }
-                        Ok(None) => {
-                            // No deadline: nothing may be armed while timing.
-                            if let Err(errno) = link.events.wait_for(&PortSet::of(channel)) {
-                                return fail("waiting", errno);
-                            }
-                        }
+                        Ok(None) => break,
                         Err(problem) => return fail("response", format!("{problem:?}")),
+                    }
+                }
+                if !progressed {
+                    waits += 1;
+                    // No deadline: nothing may be armed while timing.
+                    if let Err(errno) = link.events.wait_for(&PortSet::of(channel)) {
+                        return fail("waiting", errno);
                     }
                 }
             }
@@ -502,9 +561,12 @@ pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
                 if write { "write" } else { "read" },
                 size as usize * SECTOR,
             );
+            info!("{WHAT}: depth {depth}, persistent {persistent}, {waits} waits for {count} requests");
             outcome &= errors == 0;
         }
     }
+    // The backend unmaps every persistent mapping before it says Closing:
+    // only then are the data grants revoked.
     if let Err(problem) = link.begin_close() {
         return fail("closing", problem);
     }

@@ -1,9 +1,18 @@
 //! The frontend's half of a vbd's XenbusState handshake over the real
 //! store, shared by `blk-pattern`, `blk-hostile` and `blk-bench`: find the
 //! backend, wait for InitWait, read what it published (`sectors`,
-//! `sector-size`, the toolstack's `mode`), hand over a ring page and a
-//! port (Initialised, then Connected), close (Closing, Closed) and start
-//! again (Initialising) so the backend reconnects.
+//! `sector-size`, the toolstack's `mode`, `feature-persistent`), hand over a
+//! ring page and a port (Initialised, then Connected), close (Closing,
+//! Closed) and start again (Initialising) so the backend reconnects.
+//!
+//! Persistent grants (Xen's `feature-persistent`): the backend offers them
+//! with `feature-persistent = "1"` in its directory; a frontend that wants
+//! them ([`VbdLink::connect_with`]) writes its own `feature-persistent =
+//! "1"` in the transaction that publishes `ring-ref` and `event-channel`
+//! (`"0"` when offered but not wanted). [`VbdLink::persistent`] says what
+//! was agreed; the caller puts blkfront in that mode before its first
+//! request, and revokes its data grants only after [`VbdLink::begin_close`]
+//! (the backend unmaps every persistent mapping before it says Closing).
 //!
 //! What goes on the ring is the caller's: the ring page must be
 //! initialized before [`VbdLink::connect`] says Initialised.
@@ -18,6 +27,7 @@ use guest_runtime::store::{self, EventWait, StoreConnection, StoreError};
 use guest_runtime::time::system_time_ns;
 use guest_runtime::xenbus::{self, DevicePaths};
 use guest_runtime::StartInfo;
+use log::info;
 use xenstore::checked::XenbusState;
 use xenstore::XsError;
 
@@ -39,6 +49,12 @@ pub struct VbdLink {
     pub sectors: u64,
     /// Whether the toolstack made it read-only (`mode` `r`).
     pub read_only: bool,
+    /// Whether the backend offers persistent grants (`feature-persistent`
+    /// non-zero in its directory; absent means no).
+    pub persistent_offered: bool,
+    /// Whether the last [`connect_with`](Self::connect_with) agreed on
+    /// persistent grants (offered and asked for).
+    pub persistent: bool,
 }
 
 impl VbdLink {
@@ -111,6 +127,8 @@ impl VbdLink {
             backend: 0,
             sectors: 0,
             read_only: false,
+            persistent_offered: false,
+            persistent: false,
         };
         link.paths = link
             .with(|store, wait| {
@@ -131,7 +149,8 @@ impl VbdLink {
         self.paths.backend()
     }
 
-    /// Reads `sectors`, `sector-size` and `mode`.
+    /// Reads `sectors`, `sector-size`, `mode` and `feature-persistent`
+    /// (optional).
     fn describe(&mut self) -> Result<(), String> {
         let base = self.paths.backend();
         let number = |bytes: Vec<u8>| {
@@ -151,6 +170,12 @@ impl VbdLink {
                 (Some(sectors), Some(512)) if sectors > 0 => {
                     self.sectors = sectors;
                     self.read_only = mode == b"r";
+                    // Absent (or unreadable, or malformed) means not offered.
+                    let persistent = self.read(&format!("{base}/feature-persistent"));
+                    self.persistent_offered = persistent
+                        .ok()
+                        .and_then(number)
+                        .is_some_and(|value| value != 0);
                     Ok(())
                 }
                 _ => Err(String::from(
@@ -161,20 +186,40 @@ impl VbdLink {
         }
     }
 
-    /// Grants the (initialized) ring page `ring_pfn` as `ring_ref`,
-    /// allocates the port, publishes both in one transaction, says
-    /// Initialised, waits for Connected and says Connected. Returns the port.
+    /// [`connect_with`](Self::connect_with) without persistent grants.
     ///
     /// # Errors
     ///
     /// What failed, for the log.
     pub fn connect(&mut self, ring_ref: u32, ring_pfn: u64) -> Result<Port, String> {
+        self.connect_with(ring_ref, ring_pfn, false)
+    }
+
+    /// Grants the (initialized) ring page `ring_pfn` as `ring_ref`,
+    /// allocates the port, publishes both in one transaction (with
+    /// `feature-persistent` when the backend offers it: `"1"` if
+    /// `want_persistent`, else `"0"`), says Initialised, waits for Connected
+    /// and says Connected. Sets [`persistent`](Self::persistent) and logs
+    /// whether persistent grants are in use. Returns the port.
+    ///
+    /// # Errors
+    ///
+    /// What failed, for the log.
+    pub fn connect_with(
+        &mut self,
+        ring_ref: u32,
+        ring_pfn: u64,
+        want_persistent: bool,
+    ) -> Result<Port, String> {
+        self.persistent = false;
         self.table
             .grant_access(ring_ref, self.backend, ring_pfn, false)
             .map_err(|problem| format!("granting the ring: {problem}"))?;
         let channel = event::alloc_unbound(self.backend)
             .map_err(|errno| format!("alloc_unbound: {errno}"))?;
         let front_dir = self.paths.frontend();
+        let offered = self.persistent_offered;
+        let persistent = offered && want_persistent;
         let published = self.with(|store, wait| loop {
             let tx = store.transaction_start(wait)?;
             store.write(
@@ -189,12 +234,30 @@ impl VbdLink {
                 &format!("{front_dir}/event-channel"),
                 format!("{}", channel.0).as_bytes(),
             )?;
+            if offered {
+                store.write(
+                    wait,
+                    tx,
+                    &format!("{front_dir}/feature-persistent"),
+                    if persistent { b"1" } else { b"0" },
+                )?;
+            }
             match store.transaction_end(wait, tx, true) {
                 Err(StoreError::Store(XsError::Again)) => continue,
                 other => break other,
             }
         });
         published.map_err(|problem| format!("publishing the ring: {problem}"))?;
+        self.persistent = persistent;
+        info!(
+            "vbd {}: persistent grants {}",
+            self.paths.device_id,
+            match (offered, want_persistent) {
+                (true, true) => "in use",
+                (true, false) => "not in use (offered, not asked for)",
+                (false, _) => "not in use (the backend does not offer them)",
+            }
+        );
         self.say(XenbusState::Initialised)?;
         self.await_backend(|state| state == XenbusState::Connected)?;
         self.say(XenbusState::Connected)?;
