@@ -98,6 +98,14 @@ fn banking_writes_its_extent_through_the_driver_domain_and_nothing_else_changes(
         .expect_log("blk-pattern: disk of 4096 sectors, read-write")
         .expect_log("blk-pattern: wrote 4096 sectors in 47 requests (0 errors), flushed (0 errors), read back 4096 sectors (0 errors): 0 mismatches")
         .expect_log("blk-pattern: ok")
+        // Persistent grants: taken up by both ends, every kept mapping
+        // unmapped by the backend before the frontend ends its grants.
+        .expect_log("vbd 51712: persistent grants in use")
+        .expect_log("persistent grants), connection 1")
+        .expect_log(" still mapped, ring revoked")
+        .expect_log("kept grants unmapped")
+        .expect_log(" calls, 0 still kept")
+        .expect_no_log("STILL MAPPED")
         .expect_log("pci-steal: 5 of 5 refused")
         .expect_log("snoop: map: status GNTST_permission_denied (rw d3 ref 9)")
         .expect_log("avc:  denied  { map_read map_write } for domid=5 scontext=system_u:system_r:untrusted_t tcontext=system_u:system_r:banking_t tclass=grant")
@@ -127,9 +135,13 @@ fn a_read_only_extent_refuses_writes_and_reads_what_is_there() {
             "devices=vbd:3:2:51712:8192+64:r until=alone",
         ))
         .domain(driver(1))
-        .domain(DomainConfig::probe("reader", "action=blk-pattern check=1").label("banking_t"))
+        // Grants per request here (the backend offers persistent ones).
+        .domain(DomainConfig::probe("reader", "action=blk-pattern check=1 persistent=0").label("banking_t"))
         .boot(Duration::from_secs(180));
     boot.expect_outcome(Outcome::PoweredOff)
+        .expect_log("vbd 51712: persistent grants not in use (offered, not asked for)")
+        .expect_log("per-request grants), connection 1")
+        .expect_log(" calls, 0 still kept")
         .expect_log("blkback: vbd d3/51712: extent 8192+64 (read-only), InitWait")
         .expect_log("blk-pattern: disk of 64 sectors, read-only")
         .expect_log("blk-pattern: write to the read-only disk refused with status -1")
@@ -208,6 +220,8 @@ fn a_frontend_closes_reconnects_and_its_io_works_again() {
         .expect_log("), connection 1")
         .expect_log("), connection 3")
         .expect_log("blk-pattern: round 3 of 3: the backend is back (InitWait)")
+        .expect_no_log("STILL MAPPED")
+        .expect_log(" calls, 0 still kept")
         .expect_log("blk-pattern: after reconnecting, read 512 sectors (0 errors): 0 mismatches with what the last connection wrote")
         .expect_log("blk-pattern: ok")
         .expect_log("blkback: 1 devices served and gone")

@@ -235,7 +235,7 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
         }
         let start = self.next_start % count;
         self.next_start = (start + 1) % count;
-        let mut taken: Vec<Taken> = Vec::new();
+        let mut taken: Vec<Taken> = Vec::with_capacity(cap as usize * count);
         let mut early_broken: Vec<DomId> = Vec::new();
         for offset in 0..count {
             let index = (start + offset) % count;

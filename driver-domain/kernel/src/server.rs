@@ -61,6 +61,11 @@ pub struct Server {
     devices: Vec<Vbd>,
     /// Devices that were connected and are gone.
     finished: u32,
+    /// Rounds served, and the instructions (`rdtsc` under `-icount`) they
+    /// took, waits for the device included.
+    rounds: u64,
+    serving: u64,
+    sends: u64,
 }
 
 fn with_store<T>(
@@ -92,6 +97,9 @@ impl Server {
             backend: BlockBackend::new(disk, sectors),
             devices: Vec::new(),
             finished: 0,
+            rounds: 0,
+            serving: 0,
+            sends: 0,
         }
     }
 
@@ -145,9 +153,18 @@ impl Server {
             {
                 let counters = self.backend.executor().counters();
                 info!(
-                    "blkback: {} devices served and gone; {} segments by DMA, {} interrupts, {} grants mapped in {} calls, {} still kept, {} grant failures, {} device errors; exiting",
-                    self.finished, counters.segments, counters.interrupts, counters.grants_mapped, counters.map_calls,
-                    self.backend.executor().kept_grants(), counters.grant_failures, counters.device_errors
+                    "blkback: {} devices served and gone; {} segments by DMA, {} interrupts, {} grant failures, {} device errors; exiting",
+                    self.finished, counters.segments, counters.interrupts, counters.grant_failures, counters.device_errors
+                );
+                info!(
+                    "blkback: {} grants mapped in {} calls, {} still kept",
+                    counters.grants_mapped,
+                    counters.map_calls,
+                    self.backend.executor().kept_grants()
+                );
+                info!(
+                    "blkback: {} rounds took {} instructions, {} of them waiting for the device; {} blocks, {} sends",
+                    self.rounds, self.serving, counters.waited, self.backend.executor().events_blocks(), self.sends
                 );
                 return Ok(());
             }
@@ -173,7 +190,10 @@ impl Server {
     /// closed.
     fn serve(&mut self) {
         loop {
+            let started = guest_runtime::timestamp_counter();
             let report = self.backend.serve_round(CAP_PER_ROUND);
+            self.serving += guest_runtime::timestamp_counter().wrapping_sub(started);
+            self.rounds += 1;
             for refusal in &report.refused {
                 let Some(vbd) = self
                     .devices
@@ -201,6 +221,7 @@ impl Server {
                     .find(|vbd| vbd.frontend == Some(*id) && vbd.ring.is_some())
                     .and_then(|vbd| vbd.port)
                 {
+                    self.sends += 1;
                     let _ = event::send(port);
                 }
             }

@@ -266,7 +266,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// mapped it then (it is quarantined).
     fn return_to_pool(&mut self, mut page: DataPage<G::Page>) {
         if self.disconnected {
-            if let Some(grant) = page.grant.take() {
+            if let Some(grant) = page.take_grant() {
                 if self.unrevoked.contains(&grant) {
                     return;
                 }
@@ -390,12 +390,12 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         let mut granted = 0;
         for page in &mut self.free_pages {
             zero_once(&mut self.pages, page);
-            if self.persistent && page.grant.is_none() {
+            if self.persistent && page.grant().is_none() {
                 let grant = self
                     .pages
                     .grant(page.page, self.backend, false)
                     .map_err(FrontendError::Grant)?;
-                page.grant = Some(grant);
+                page.set_grant(Some(grant));
                 self.persistent_grants.push((page.page, grant));
                 granted += 1;
             }
@@ -446,7 +446,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
                 zero_once(&mut self.pages, &mut page);
             } else {
                 self.pages.zero(page.page);
-                page.zeroed = true;
+                page.set_zeroed();
             }
             if let Some(chunk) = chunks.next() {
                 self.pages.write(page.page, 0, chunk);
@@ -473,12 +473,12 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         };
         let read_only = !self.persistent && operation == Operation::Write;
         for page in &mut pages {
-            if page.grant.is_some() {
+            if page.grant().is_some() {
                 continue;
             }
             match self.pages.grant(page.page, self.backend, read_only) {
                 Ok(grant) => {
-                    page.grant = Some(grant);
+                    page.set_grant(Some(grant));
                     if self.persistent {
                         self.persistent_grants.push((page.page, grant));
                     }
@@ -504,7 +504,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             let sectors = remaining.min(u32::from(SECTORS_PER_PAGE));
             remaining -= sectors;
             *segment = Segment {
-                grant: page.grant.map_or(0, |grant| grant.0),
+                grant: page.grant().map_or(0, |grant| grant.0),
                 first_sector: 0,
                 last_sector: (sectors - 1) as u8,
             };
@@ -540,7 +540,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     fn give_back_unsent(&mut self, pages: PageList<G::Page>) {
         for mut page in pages {
             if !self.persistent {
-                if let Some(grant) = page.grant.take() {
+                if let Some(grant) = page.take_grant() {
                     if self.pages.revoke(grant).is_err() {
                         self.quarantined.push(page.page);
                         continue;
@@ -660,7 +660,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         } else {
             returned = PageList::new();
             for mut page in pages {
-                if let Some(grant) = page.grant.take() {
+                if let Some(grant) = page.take_grant() {
                     if self.pages.revoke(grant).is_err() {
                         self.quarantined.push(page.page);
                         still_mapped = true;
@@ -719,7 +719,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
                 self.free_pages.extend(entry.pages);
             } else {
                 for mut page in entry.pages {
-                    let Some(grant) = page.grant.take() else {
+                    let Some(grant) = page.take_grant() else {
                         self.free_pages.push(page);
                         continue;
                     };
@@ -747,9 +747,9 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         }
         let unrevoked = &self.unrevoked;
         self.free_pages
-            .retain(|page| page.grant.is_none_or(|grant| !unrevoked.contains(&grant)));
+            .retain(|page| page.grant().is_none_or(|grant| !unrevoked.contains(&grant)));
         for page in &mut self.free_pages {
-            page.grant = None;
+            page.set_grant(None);
         }
         self.disconnected = true;
         self.fault = Some(FrontendError::Disconnected);
@@ -771,8 +771,8 @@ fn pages_for(sector_count: u32) -> usize {
 
 /// Zeroes `page` if the frontend has not since it joined the pool.
 fn zero_once<G: GrantPages>(pages: &mut G, page: &mut DataPage<G::Page>) {
-    if !page.zeroed {
+    if !page.zeroed() {
         pages.zero(page.page);
-        page.zeroed = true;
+        page.set_zeroed();
     }
 }

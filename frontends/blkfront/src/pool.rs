@@ -24,20 +24,27 @@ pub const MAX_PAGES_PER_REQUEST: usize = MAX_SEGMENTS_PER_REQUEST;
 #[derive(Debug, PartialEq, Eq)]
 pub struct DataPage<P> {
     pub(crate) page: P,
-    /// In persistent mode, the page's persistent grant once made; in non-persistent mode,
-    /// the grant of the request in flight (never set while the page is lent).
-    pub(crate) grant: Option<GrantRef>,
-    /// Whether the frontend zeroed the page since it joined the pool (it then holds only
-    /// zeroes, this device's data, or what a holder wrote into it).
-    pub(crate) zeroed: bool,
+    /// The grant ([`DataPage::grant`]): in persistent mode, the page's persistent grant
+    /// once made; in non-persistent mode, the grant of the request in flight (never set
+    /// while the page is lent). Kept as a word and a flag, not an `Option`, so a page list
+    /// stays small: it is moved on every request.
+    grant: u32,
+    /// [`GRANTED`] and [`ZEROED`].
+    flags: u8,
 }
+
+/// The page holds a grant (`DataPage::grant` is meaningful).
+const GRANTED: u8 = 1;
+/// The frontend zeroed the page since it joined the pool (it then holds only zeroes, this
+/// device's data, or what a holder wrote into it).
+const ZEROED: u8 = 2;
 
 impl<P: Copy> DataPage<P> {
     pub(crate) const fn fresh(page: P) -> Self {
         Self {
             page,
-            grant: None,
-            zeroed: false,
+            grant: 0,
+            flags: 0,
         }
     }
 
@@ -46,6 +53,46 @@ impl<P: Copy> DataPage<P> {
     /// [`Blkfront::write_page`](crate::Blkfront::write_page)).
     pub const fn page(&self) -> P {
         self.page
+    }
+
+    /// Its grant, if it holds one.
+    pub(crate) const fn grant(&self) -> Option<GrantRef> {
+        if self.flags & GRANTED != 0 {
+            Some(GrantRef(self.grant))
+        } else {
+            None
+        }
+    }
+
+    /// Sets or clears its grant.
+    pub(crate) fn set_grant(&mut self, grant: Option<GrantRef>) {
+        match grant {
+            Some(grant) => {
+                self.grant = grant.0;
+                self.flags |= GRANTED;
+            }
+            None => {
+                self.grant = 0;
+                self.flags &= !GRANTED;
+            }
+        }
+    }
+
+    /// Clears its grant, returning it.
+    pub(crate) fn take_grant(&mut self) -> Option<GrantRef> {
+        let grant = self.grant();
+        self.set_grant(None);
+        grant
+    }
+
+    /// Whether the frontend zeroed it since it joined the pool.
+    pub(crate) const fn zeroed(&self) -> bool {
+        self.flags & ZEROED != 0
+    }
+
+    /// Notes that the frontend zeroed it.
+    pub(crate) fn set_zeroed(&mut self) {
+        self.flags |= ZEROED;
     }
 }
 

@@ -3,7 +3,8 @@
 //! instructions and every run gives the same numbers however busy the host
 //! is. Prints a table and writes it into `BENCHMARKS.md` between its markers.
 //!
-//! Usage: `qemu-bench [--no-write]`
+//! Usage: `qemu-bench [--no-write] [--block-only]`; `QEMU_BENCH_BLOCK_LOG=<file>`
+//! keeps the block benchmark's machine log.
 
 use std::time::Duration;
 
@@ -230,6 +231,9 @@ fn block_figures() -> Vec<BlockRow> {
     extra.extend(ICOUNT);
     let boot = boot_image_with(build_images(), &machine.command_line, Some(&bundle), Duration::from_secs(300), &extra);
     let _ = std::fs::remove_file(&image);
+    if let Some(path) = std::env::var_os("QEMU_BENCH_BLOCK_LOG") {
+        let _ = std::fs::write(&path, &boot.log);
+    }
     boot.expect_outcome(Outcome::PoweredOff);
     let figure = |path: &str, operation: &str, bytes: u64| -> u64 {
         let needle = format!("bench: blk {path} {operation} {bytes} B: ");
