@@ -286,12 +286,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         offset_bytes: usize,
         data: &[u8],
     ) -> Result<(), FrontendError> {
-        if offset_bytes
-            .checked_add(data.len())
-            .is_none_or(|end| end > PAGE_SIZE_BYTES)
-        {
-            return Err(FrontendError::BadLength);
-        }
+        fits_in_page(offset_bytes, data.len())?;
         self.pages.write(page.page, offset_bytes, data);
         Ok(())
     }
@@ -307,12 +302,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         offset_bytes: usize,
         data: &mut [u8],
     ) -> Result<(), FrontendError> {
-        if offset_bytes
-            .checked_add(data.len())
-            .is_none_or(|end| end > PAGE_SIZE_BYTES)
-        {
-            return Err(FrontendError::BadLength);
-        }
+        fits_in_page(offset_bytes, data.len())?;
         self.pages.read(page.page, offset_bytes, data);
         Ok(())
     }
@@ -765,6 +755,14 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
 }
 
 /// Pages a transfer of `sector_count` sectors uses.
+/// `length` bytes at `offset_bytes` lie inside one page.
+fn fits_in_page(offset_bytes: usize, length: usize) -> Result<(), FrontendError> {
+    match offset_bytes.checked_add(length) {
+        Some(end) if end <= PAGE_SIZE_BYTES => Ok(()),
+        _ => Err(FrontendError::BadLength),
+    }
+}
+
 fn pages_for(sector_count: u32) -> usize {
     (sector_count as usize).div_ceil(usize::from(SECTORS_PER_PAGE))
 }
