@@ -32,6 +32,9 @@ use crate::pci::{self, PhysdevConfig};
 /// Grants of one frontend domain kept mapped at most (Linux blkback's
 /// default, 32 requests of 11 pages, is 352 too).
 pub const MAX_PERSISTENT_PER_DOMAIN: usize = 352;
+/// Refused grant maps logged one by one (the rest are counted in
+/// [`DiskCounters::refused_maps`]).
+const MAP_REFUSALS_LOGGED: u64 = 16;
 /// Grants kept mapped at most over all frontends: half the grant window
 /// (1024 pages), so rings and per-batch mappings always find room however
 /// many frontends keep grants.
@@ -55,6 +58,8 @@ pub struct DiskCounters {
     pub map_calls: u64,
     /// Grants mapped, kept or not.
     pub grants_mapped: u64,
+    /// Grant references the hypervisor refused to map.
+    pub refused_maps: u64,
     /// Instructions (`rdtsc` under `-icount`) from blocking for the
     /// device's interrupt to waking: the rest of the machine's work
     /// meanwhile, while this domain waits.
@@ -403,10 +408,15 @@ impl Executor for VirtioDisk {
                                 continue;
                             }
                             Err(problem) => {
-                                warn!(
-                                    "disk: d{} ref {}: {problem}: request refused",
-                                    spec.granter, spec.reference
-                                );
+                                // A frontend's bad refs cannot flood the log:
+                                // the first few are named, the rest counted.
+                                counters.refused_maps += 1;
+                                if counters.refused_maps <= MAP_REFUSALS_LOGGED {
+                                    warn!(
+                                        "disk: d{} ref {}: {problem}: request refused",
+                                        spec.granter, spec.reference
+                                    );
+                                }
                                 continue;
                             }
                         };

@@ -157,9 +157,10 @@ impl Server {
                     self.finished, counters.segments, counters.interrupts, counters.grant_failures, counters.device_errors
                 );
                 info!(
-                    "blkback: {} grants mapped in {} calls, {} still kept",
+                    "blkback: {} grants mapped in {} calls ({} refused), {} still kept",
                     counters.grants_mapped,
                     counters.map_calls,
+                    counters.refused_maps,
                     self.backend.executor().kept_grants()
                 );
                 info!(
