@@ -1,7 +1,8 @@
 //! The split block path's CPU work on the host, for an instruction profiler
 //! (`valgrind --tool=callgrind`): blkfront (persistent grants, zero-copy)
-//! and blkback over one ring page, the executor a no-op, `count` 4 KiB or
-//! 44 KiB reads with up to 32 in flight, the backend serving rounds of 16.
+//! and blkback over one ring page, the executor a no-op, `count` reads (or
+//! writes, with a third argument `write`) of 4 KiB or 44 KiB with up to 32
+//! in flight, the backend serving rounds of 16.
 //!
 //! `cargo build --release -p blkback --example split_profile &&
 //! valgrind --tool=callgrind target/release/examples/split_profile 4096 256`
@@ -58,6 +59,9 @@ fn main() {
         .map(|argument| argument.parse::<u64>().unwrap_or(0));
     let bytes = arguments.next().filter(|bytes| *bytes > 0).unwrap_or(4096);
     let count = arguments.next().filter(|count| *count > 0).unwrap_or(256);
+    let write = std::env::args()
+        .nth(3)
+        .is_some_and(|argument| argument == "write");
     let sectors = bytes / 512;
     let buffer = PageBuffer::new();
     let page = SharedPage::new(&buffer);
@@ -90,5 +94,8 @@ fn main() {
             completed += 1;
         }
     }
-    println!("{completed} reads of {bytes} B");
+    println!(
+        "{completed} {} of {bytes} B",
+        if write { "writes" } else { "reads" }
+    );
 }

@@ -314,6 +314,97 @@ struct Transfer<'op> {
     kept: Option<usize>,
 }
 
+/// The device requests of `batch` (and the batch index of each) when every
+/// transfer's pages are kept mapped already; `None` if anything must be
+/// mapped (or refused) first.
+fn requests_from_kept<'k>(
+    kept: &'k [KeptGrants],
+    batch: &[BlockOperation<'_>],
+) -> Option<(Vec<DeviceRequest<'k>>, Vec<usize>)> {
+    let mut requests = Vec::with_capacity(batch.len());
+    let mut origin = Vec::with_capacity(batch.len());
+    for (index, operation) in batch.iter().enumerate() {
+        let (frontend, segments, write) = match *operation {
+            BlockOperation::Read {
+                frontend,
+                segments,
+                grants: GrantPolicy::Persistent,
+            } => (frontend, segments, false),
+            BlockOperation::Write {
+                frontend,
+                segments,
+                grants: GrantPolicy::Persistent,
+            } => (frontend, segments, true),
+            BlockOperation::Flush => {
+                requests.push(DeviceRequest {
+                    op: DeviceOp::Flush,
+                    sector: 0,
+                    segments: heapless::Vec::new(),
+                });
+                origin.push(index);
+                continue;
+            }
+            _ => return None,
+        };
+        let entry = kept.iter().find(|entry| entry.domain == frontend.0)?;
+        let mut pieces = heapless::Vec::new();
+        for segment in segments {
+            let mapping = entry.get(segment.grant.0)?;
+            let piece =
+                Segment::granted(mapping, segment.page_offset_bytes(), segment.length_bytes())?;
+            pieces.push(piece).ok()?;
+        }
+        requests.push(DeviceRequest {
+            op: if write {
+                DeviceOp::Write
+            } else {
+                DeviceOp::Read
+            },
+            sector: segments.first()?.physical_sector,
+            segments: pieces,
+        });
+        origin.push(index);
+    }
+    Some((requests, origin))
+}
+
+/// Runs `requests` on the device and records each one's outcome at its
+/// batch index (`origin`) in `results`.
+fn device_work(
+    blk: &mut Blk,
+    interrupt: Port,
+    events: &mut EventLoop<'static>,
+    counters: &mut DiskCounters,
+    requests: &[DeviceRequest<'_>],
+    origin: &[usize],
+    results: &mut [Result<(), ExecuteError>],
+) {
+    let mut device_results = alloc::vec![Ok(()); requests.len()];
+    if !requests.is_empty() {
+        run_on(
+            blk,
+            interrupt,
+            events,
+            counters,
+            requests,
+            &mut device_results,
+        );
+    }
+    for ((request, result), index) in requests.iter().zip(device_results).zip(origin) {
+        match result {
+            Ok(()) => counters.segments += request.segments.len() as u64,
+            Err(problem) => {
+                error!(
+                    "disk: virtio-blk {:?} at sector {}: {problem}",
+                    request.op, request.sector
+                );
+                counters.device_errors += 1;
+                results[*index] = Err(ExecuteError::Io);
+            }
+        }
+    }
+}
+
 impl Executor for VirtioDisk {
     fn execute(&mut self, operation: &BlockOperation<'_>) -> Result<(), ExecuteError> {
         let mut result = [Ok(())];
@@ -334,6 +425,13 @@ impl Executor for VirtioDisk {
             kept,
             stuck,
         } = self;
+        // Steady state: every page already kept mapped, nothing to map.
+        if let Some((requests, origin)) = requests_from_kept(kept, batch) {
+            device_work(
+                blk, *interrupt, events, counters, &requests, &origin, results,
+            );
+            return;
+        }
         // 1. Which pages each transfer needs mapped; one hypercall maps all.
         let mut transfers: Vec<Transfer<'_>> = Vec::new();
         let mut specs: Vec<MapSpec> = Vec::new();
@@ -499,30 +597,9 @@ impl Executor for VirtioDisk {
             origin.push(index);
         }
         // 3. All at once to the device.
-        let mut device_results = alloc::vec![Ok(()); requests.len()];
-        if !requests.is_empty() {
-            run_on(
-                blk,
-                *interrupt,
-                events,
-                counters,
-                &requests,
-                &mut device_results,
-            );
-        }
-        for ((request, result), index) in requests.iter().zip(device_results).zip(origin) {
-            match result {
-                Ok(()) => counters.segments += request.segments.len() as u64,
-                Err(problem) => {
-                    error!(
-                        "disk: virtio-blk {:?} at sector {}: {problem}",
-                        request.op, request.sector
-                    );
-                    counters.device_errors += 1;
-                    results[index] = Err(ExecuteError::Io);
-                }
-            }
-        }
+        device_work(
+            blk, *interrupt, events, counters, &requests, &origin, results,
+        );
         drop(requests);
         VirtioDisk::unmap_all(stuck, transient);
     }
