@@ -264,7 +264,8 @@ fn block_table(rows: &[BlockRow]) -> String {
         "### Split block device vs the driver domain's own I/O\n\n\
 The same virtio-blk disk, in one run under `-icount shift=0,sleep=off`: {BLOCK_REQUESTS} sequential requests of\n\
 each size. *Split*: a guest through blkfront (up to 32 requests in flight, persistent grants, pages\n\
-neither filled nor read by the CPU), the ring, blkback (one batch per round, up to 16 requests of a\n\
+neither filled nor read by the CPU; an untimed warm-up first has every pool page mapped once, the\n\
+backend's one-time cost, which `blk-bench: warm-up` logs), the ring, blkback (one batch per round, up to 16 requests of a\n\
 frontend) and grant-mapped pages DMAed by the driver domain (probe `blk-bench`). *Direct*: the driver\n\
 domain from its own pages (`bench-direct=`), its requests queued 16 at a time as blkback queues one\n\
 frontend's; *direct, serial*: one at a time. Instructions are the whole machine's (guest, hypervisor,\n\
