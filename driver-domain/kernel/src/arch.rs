@@ -298,6 +298,17 @@ pub struct DeviceRequest<'m> {
     pub segments: heapless::Vec<Segment<'m>, MAX_SEGMENTS>,
 }
 
+impl DeviceRequest<'_> {
+    /// A flush of the device's write cache.
+    pub fn flush() -> Self {
+        DeviceRequest {
+            op: DeviceOp::Flush,
+            sector: 0,
+            segments: heapless::Vec::new(),
+        }
+    }
+}
+
 /// A request's header and status as the device reads and writes them: in
 /// our RAM, 32-byte aligned so neither crosses a page.
 #[repr(C, align(32))]

@@ -336,11 +336,7 @@ fn requests_from_kept<'k>(
                 grants: GrantPolicy::Persistent,
             } => (frontend, segments, true),
             BlockOperation::Flush => {
-                requests.push(DeviceRequest {
-                    op: DeviceOp::Flush,
-                    sector: 0,
-                    segments: heapless::Vec::new(),
-                });
+                requests.push(DeviceRequest::flush());
                 origin.push(index);
                 continue;
             }
@@ -548,11 +544,7 @@ impl Executor for VirtioDisk {
         let mut transfers_iter = transfers.iter().peekable();
         for (index, operation) in batch.iter().enumerate() {
             if matches!(operation, BlockOperation::Flush) {
-                requests.push(DeviceRequest {
-                    op: DeviceOp::Flush,
-                    sector: 0,
-                    segments: heapless::Vec::new(),
-                });
+                requests.push(DeviceRequest::flush());
                 origin.push(index);
                 continue;
             }
