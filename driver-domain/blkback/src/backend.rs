@@ -236,7 +236,8 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
         let start = self.next_start % count;
         self.next_start = (start + 1) % count;
         let mut taken: Vec<Taken> = Vec::with_capacity(cap as usize * count);
-        let mut early_broken: Vec<DomId> = Vec::new();
+        // Frontends whose rings broke this round: their kept grants go at the end.
+        let mut broken: Vec<DomId> = Vec::new();
         for offset in 0..count {
             let index = (start + offset) % count;
             let connection = &mut self.connections[index];
@@ -245,17 +246,11 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
             if let Err(error) = take_requests(connection, index, cap, &mut taken) {
                 // Broken ring: nothing it asked for is carried out or answered.
                 taken.truncate(first);
-                connection.ring = None;
                 connection.served_this_round = 0;
-                connection.counters.disconnect = Some(DisconnectReason::Ring(error));
-                early_broken.push(connection.domain);
+                broken.push(connection.break_ring(error));
             }
         }
-        for domain in early_broken {
-            self.executor.release_grants(domain);
-        }
-        let results = execute(&mut self.executor, &taken);
-        let mut broken: Vec<DomId> = Vec::new();
+        let results = execute(&mut self.executor, &self.connections, &taken);
         for (entry, result) in taken.iter().zip(results) {
             let connection = &mut self.connections[entry.connection];
             let Some(ring) = connection.ring.as_mut() else {
@@ -277,9 +272,7 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
                 });
             }
             if let Err(error) = ring.push_response(&response) {
-                connection.ring = None;
-                connection.counters.disconnect = Some(DisconnectReason::Ring(error));
-                broken.push(connection.domain);
+                broken.push(connection.break_ring(error));
                 continue;
             }
             connection.counters.requests_served += 1;
@@ -301,17 +294,23 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
                     }
                     report.more_pending |= pending;
                 }
-                Err(error) => {
-                    connection.ring = None;
-                    connection.counters.disconnect = Some(DisconnectReason::Ring(error));
-                    broken.push(connection.domain);
-                }
+                Err(error) => broken.push(connection.break_ring(error)),
             }
         }
         for domain in broken {
             self.executor.release_grants(domain);
         }
         report
+    }
+}
+
+impl Connection<'_> {
+    /// The frontend broke its ring: stop serving it (the page is touched no more).
+    /// Returns its domain, whose kept grants the executor must then release.
+    fn break_ring(&mut self, error: RingError) -> DomId {
+        self.ring = None;
+        self.counters.disconnect = Some(DisconnectReason::Ring(error));
+        self.domain
     }
 }
 
@@ -331,9 +330,6 @@ struct Taken {
     reason: Option<RefusalReason>,
     /// What the executor is to do (`None`: refused before reaching it).
     work: Option<Work>,
-    /// The frontend's domain and grant policy, for the executor.
-    domain: DomId,
-    grants: GrantPolicy,
 }
 
 /// Takes up to `cap` requests of one frontend, validating each.
@@ -359,16 +355,12 @@ fn take_requests(
                     response: BlkifResponse::to(&request, STATUS_OKAY),
                     reason: None,
                     work: Some(work),
-                    domain: connection.domain,
-                    grants: connection.grants,
                 },
                 Err(rejection) => Taken {
                     connection: index,
                     response: BlkifResponse::to(&request, Rejection::status(rejection)),
                     reason: Some(RefusalReason::Rejected(rejection)),
                     work: None,
-                    domain: connection.domain,
-                    grants: connection.grants,
                 },
             },
             Err(RingError::Malformed(malformed)) => Taken {
@@ -376,8 +368,6 @@ fn take_requests(
                 response: BlkifResponse::for_malformed(&malformed),
                 reason: Some(RefusalReason::Malformed(malformed)),
                 work: None,
-                domain: connection.domain,
-                grants: connection.grants,
             },
             Err(error) => return Err(error),
         };
@@ -399,6 +389,7 @@ fn finish_round(ring: &mut Backend<'_, Blkif>) -> Result<Service, RingError> {
 /// if the executor was not involved, else the first failure of its operations.
 fn execute<E: Executor>(
     executor: &mut E,
+    connections: &[Connection<'_>],
     taken: &[Taken],
 ) -> Vec<Option<Result<(), ExecuteError>>> {
     let mut operations: Vec<BlockOperation<'_>> = Vec::with_capacity(taken.len());
@@ -406,7 +397,8 @@ fn execute<E: Executor>(
     for entry in taken {
         let first = operations.len();
         if let Some(work) = &entry.work {
-            operations_of(work, entry.domain, entry.grants, &mut operations);
+            let connection = &connections[entry.connection];
+            operations_of(work, connection.domain, connection.grants, &mut operations);
         }
         spans.push((first, operations.len()));
     }

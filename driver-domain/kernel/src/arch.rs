@@ -246,6 +246,17 @@ pub enum DeviceOp {
     Flush,
 }
 
+impl DeviceOp {
+    /// A write (`true`: the segments to disk) or a read.
+    pub const fn transfer(write: bool) -> Self {
+        if write {
+            DeviceOp::Write
+        } else {
+            DeviceOp::Read
+        }
+    }
+}
+
 /// One data buffer of a request: `length` bytes at `address`, inside memory
 /// that `'m` keeps mapped (a granted page or a run of our DMA pool). Made
 /// only by [`Segment::granted`] and [`Segment::own`], which check the range.
@@ -390,7 +401,7 @@ impl Blk {
         self.transport.ack_interrupt()
     }
 
-    /// Submits `request` (batch index `index`) in a free slot; its token.
+    /// Submits `request` (batch index `index`) in a free slot.
     fn submit(&mut self, index: usize, request: &DeviceRequest<'_>) -> Result<(), Error> {
         let data = request.segments.len();
         let shape_ok = match request.op {

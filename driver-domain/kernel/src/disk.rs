@@ -230,11 +230,7 @@ impl VirtioDisk {
         let segment = Segment::own(run, length).ok_or("the run is too small")?;
         let requests: Vec<DeviceRequest<'_>> = (0..count as u64)
             .map(|index| DeviceRequest {
-                op: if write {
-                    DeviceOp::Write
-                } else {
-                    DeviceOp::Read
-                },
+                op: DeviceOp::transfer(write),
                 sector: first + index * size_sectors,
                 segments: core::iter::once(segment).collect(),
             })
@@ -262,19 +258,18 @@ impl VirtioDisk {
         }
     }
 
-    /// Which of `kept` holds `domain`'s grants, made if `make`.
-    fn kept_index(kept: &mut Vec<KeptGrants>, domain: u16, make: bool) -> Option<usize> {
+    /// Which of `kept` holds `domain`'s grants (a new, empty entry if none
+    /// does yet).
+    fn kept_index(kept: &mut Vec<KeptGrants>, domain: u16) -> usize {
         if let Some(index) = kept.iter().position(|entry| entry.domain == domain) {
-            return Some(index);
+            return index;
         }
-        make.then(|| {
-            kept.push(KeptGrants {
-                domain,
-                by_reference: Vec::new(),
-                count: 0,
-            });
-            kept.len() - 1
-        })
+        kept.push(KeptGrants {
+            domain,
+            by_reference: Vec::new(),
+            count: 0,
+        });
+        kept.len() - 1
     }
 }
 
@@ -351,11 +346,7 @@ fn requests_from_kept<'k>(
             pieces.push(piece).ok()?;
         }
         requests.push(DeviceRequest {
-            op: if write {
-                DeviceOp::Write
-            } else {
-                DeviceOp::Read
-            },
+            op: DeviceOp::transfer(write),
             sector: segments.first()?.physical_sector,
             segments: pieces,
         });
@@ -452,7 +443,7 @@ impl Executor for VirtioDisk {
             };
             let persistent = grants == GrantPolicy::Persistent;
             let kept_at = if persistent {
-                VirtioDisk::kept_index(kept, frontend.0, true)
+                Some(VirtioDisk::kept_index(kept, frontend.0))
             } else {
                 None
             };
@@ -575,11 +566,7 @@ impl Executor for VirtioDisk {
                 continue;
             }
             requests.push(DeviceRequest {
-                op: if transfer.write {
-                    DeviceOp::Write
-                } else {
-                    DeviceOp::Read
-                },
+                op: DeviceOp::transfer(transfer.write),
                 sector: transfer
                     .segments
                     .first()

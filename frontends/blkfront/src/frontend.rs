@@ -63,7 +63,6 @@ pub struct Blkfront<'page, G: GrantPages> {
     unrevoked: Vec<GrantRef>,
     /// Pages with the caller.
     lent: usize,
-    disconnected: bool,
 }
 
 impl<'page, G: GrantPages> Blkfront<'page, G> {
@@ -102,7 +101,6 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             persistent_grants: Vec::with_capacity(count),
             unrevoked: Vec::new(),
             lent: 0,
-            disconnected: false,
         }
     }
 
@@ -265,7 +263,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// grant is gone: the page returns ungranted, or not at all if the backend still
     /// mapped it then (it is quarantined).
     fn return_to_pool(&mut self, mut page: DataPage<G::Page>) {
-        if self.disconnected {
+        if self.fault == Some(FrontendError::Disconnected) {
             if let Some(grant) = page.take_grant() {
                 if self.unrevoked.contains(&grant) {
                     return;
@@ -741,7 +739,6 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         for page in &mut self.free_pages {
             page.set_grant(None);
         }
-        self.disconnected = true;
         self.fault = Some(FrontendError::Disconnected);
         report
     }
