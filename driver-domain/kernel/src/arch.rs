@@ -265,6 +265,9 @@ pub struct Segment<'m> {
     address: u64,
     length: usize,
     writable: bool,
+    /// The bus address of `address` when known from a grant mapping (0:
+    /// not known here; `Hal::share` finds it, and the segment joins none).
+    bus: u64,
     owner: PhantomData<&'m ()>,
 }
 
@@ -281,6 +284,10 @@ impl<'m> Segment<'m> {
             address: mapping.address() + offset as u64,
             length,
             writable: !mapping.readonly(),
+            bus: match mapping.bus_address() {
+                0 => 0,
+                bus => bus + offset as u64,
+            },
             owner: PhantomData,
         })
     }
@@ -293,9 +300,42 @@ impl<'m> Segment<'m> {
             address: run.address,
             length,
             writable: true,
+            bus: 0,
             owner: PhantomData,
         })
     }
+
+    /// Extends this segment by `next` when `next` starts where it ends
+    /// both in our address space and on the bus, with the same access (two
+    /// granted pages that happen to be neighbours in the grant window and
+    /// in machine memory): the device then moves both with one buffer.
+    /// Returns whether it did. The joined range is one memory range `'m`
+    /// keeps mapped, since each part was.
+    pub fn join(&mut self, next: &Segment<'m>) -> bool {
+        let follows = self.bus != 0
+            && next.bus == self.bus + self.length as u64
+            && next.address == self.address + self.length as u64
+            && next.writable == self.writable;
+        if follows {
+            self.length += next.length;
+        }
+        follows
+    }
+}
+
+/// Appends `segment` to a request's buffers, joining it to the last one
+/// when they follow each other (see [`Segment::join`]). Returns `false`
+/// only when it had to be pushed and there was no room.
+pub fn push_joined<'m>(
+    buffers: &mut heapless::Vec<Segment<'m>, MAX_SEGMENTS>,
+    segment: Segment<'m>,
+) -> bool {
+    if let Some(last) = buffers.last_mut() {
+        if last.join(&segment) {
+            return true;
+        }
+    }
+    buffers.push(segment).is_ok()
 }
 
 /// One virtio-blk request of a batch.
@@ -606,5 +646,107 @@ impl PoolRun {
 impl Drop for PoolRun {
     fn drop(&mut self) {
         let _ = dma::POOL.release(self.address, self.pages);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn granted(address: u64, length: usize, bus: u64, writable: bool) -> Segment<'static> {
+        Segment {
+            address,
+            length,
+            writable,
+            bus,
+            owner: PhantomData,
+        }
+    }
+
+    const PAGE: u64 = PAGE_SIZE;
+
+    #[test]
+    fn pages_next_to_each_other_in_the_window_and_on_the_bus_become_one_buffer() {
+        let mut buffers = heapless::Vec::new();
+        for page in 0..3 {
+            let segment = granted(
+                0x8000_1000 + page * PAGE,
+                PAGE as usize,
+                0x041a_0000 + page * PAGE,
+                true,
+            );
+            assert!(push_joined(&mut buffers, segment));
+        }
+        assert_eq!(buffers.len(), 1);
+        assert_eq!(buffers[0].address, 0x8000_1000);
+        assert_eq!(buffers[0].length, 3 * PAGE as usize);
+    }
+
+    #[test]
+    fn anything_else_stays_a_buffer_of_its_own() {
+        let first = granted(0x8000_1000, PAGE as usize, 0x041a_0000, true);
+        let cases = [
+            (
+                "next in the window, before on the bus",
+                granted(0x8000_2000, PAGE as usize, 0x0419_f000, true),
+            ),
+            (
+                "next on the bus, elsewhere in the window",
+                granted(0x8000_4000, PAGE as usize, 0x041a_1000, true),
+            ),
+            (
+                "a gap inside the page",
+                granted(0x8000_2200, 512, 0x041a_1200, true),
+            ),
+            (
+                "read-only after writable",
+                granted(0x8000_2000, PAGE as usize, 0x041a_1000, false),
+            ),
+            (
+                "no bus address known",
+                granted(0x8000_2000, PAGE as usize, 0, true),
+            ),
+        ];
+        for (what, next) in cases {
+            let mut joined = first;
+            assert!(!joined.join(&next), "{what}");
+            assert_eq!(joined.length, PAGE as usize, "{what}");
+        }
+        let mut own = granted(0x8000_1000, PAGE as usize, 0, true);
+        assert!(
+            !own.join(&granted(0x8000_2000, PAGE as usize, PAGE, true)),
+            "a segment without a known bus address joins nothing"
+        );
+    }
+
+    #[test]
+    fn sectors_of_one_page_join_too_and_a_full_list_refuses() {
+        let mut buffers = heapless::Vec::new();
+        assert!(push_joined(
+            &mut buffers,
+            granted(0x8000_1000, 1024, 0x5000, true)
+        ));
+        assert!(push_joined(
+            &mut buffers,
+            granted(0x8000_1400, 512, 0x5400, true)
+        ));
+        assert_eq!((buffers.len(), buffers[0].length), (1, 1536));
+        let mut full = heapless::Vec::new();
+        for page in 0..MAX_SEGMENTS as u64 {
+            assert!(push_joined(
+                &mut full,
+                granted(
+                    0x8000_1000 + 2 * page * PAGE,
+                    512,
+                    0x9000 + 2 * page * PAGE,
+                    true
+                )
+            ));
+        }
+        assert!(!push_joined(
+            &mut full,
+            granted(0x9000_0000, 512, 0x1_0000_0000, true)
+        ));
+        assert_eq!(full.len(), MAX_SEGMENTS);
     }
 }

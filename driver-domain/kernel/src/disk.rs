@@ -11,7 +11,9 @@
 //! `feature-persistent` a frontend's grants stay mapped (by reference, up
 //! to [`MAX_PERSISTENT_PER_DOMAIN`] a domain and [`MAX_PERSISTENT_TOTAL`]
 //! in all) until its connection ends, so a request in steady state costs no
-//! grant hypercall at all.
+//! grant hypercall at all. A request's segments whose pages follow each
+//! other both in the grant window and in machine memory reach the device
+//! as one buffer ([`Segment::join`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -25,7 +27,7 @@ use log::{error, info, warn};
 use virtio_drivers::transport::pci::bus::{Command, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
 
-use crate::arch::{self, Blk, DeviceOp, DeviceRequest, PoolRun, Segment};
+use crate::arch::{self, push_joined, Blk, DeviceOp, DeviceRequest, PoolRun, Segment};
 use crate::dma;
 use crate::pci::{self, PhysdevConfig};
 
@@ -48,8 +50,11 @@ const MAX_PERSISTENT_REFERENCE: u32 = 4096;
 pub struct DiskCounters {
     /// Device interrupts taken.
     pub interrupts: u64,
-    /// Segments moved by DMA.
-    pub segments: u64,
+    /// Data buffers the device moved (a request's segments whose pages
+    /// follow each other in the grant window and on the bus go as one).
+    pub buffers: u64,
+    /// Segments joined to the buffer of the segment before them.
+    pub joined: u64,
     /// Operations refused because a grant did not map.
     pub grant_failures: u64,
     /// Operations the device failed.
@@ -121,6 +126,7 @@ pub struct VirtioDisk {
     kept: Vec<KeptGrants>,
     /// Grant mappings that would not unmap (kept, never reused).
     stuck: Vec<Mapping>,
+    scratch: Scratch,
 }
 
 impl VirtioDisk {
@@ -155,6 +161,7 @@ impl VirtioDisk {
             counters: DiskCounters::default(),
             kept: Vec::new(),
             stuck: Vec::new(),
+            scratch: Scratch::default(),
         })
     }
 
@@ -309,15 +316,43 @@ struct Transfer<'op> {
     kept: Option<usize>,
 }
 
-/// The device requests of `batch` (and the batch index of each) when every
-/// transfer's pages are kept mapped already; `None` if anything must be
-/// mapped (or refused) first.
+/// The vectors of a batch, kept from one batch to the next: the allocator
+/// (a linked list of holes) costs a few hundred instructions a call, a
+/// round makes several, and their sizes barely change.
+#[derive(Default)]
+struct Scratch {
+    /// Empty between batches; see [`recycle`].
+    requests: Vec<DeviceRequest<'static>>,
+    origin: Vec<usize>,
+    results: Vec<Result<(), virtio_drivers::Error>>,
+}
+
+/// An empty vector of device requests with `requests`' allocation, for
+/// requests that borrow something else. Safe Rust: `collect` of a
+/// `vec::IntoIter` into a vector of an element of the same size and
+/// alignment reuses the allocation, and the vector is empty, so the
+/// closure never runs.
+fn recycle<'to>(mut requests: Vec<DeviceRequest<'_>>) -> Vec<DeviceRequest<'to>> {
+    requests.clear();
+    requests.into_iter().map(|_| unreachable!()).collect()
+}
+
+/// Fills `requests` with the device requests of `batch` (and `origin` with
+/// the batch index of each) when every transfer's pages are kept mapped
+/// already; `false` if anything must be mapped (or refused) first.
 fn requests_from_kept<'k>(
     kept: &'k [KeptGrants],
     batch: &[BlockOperation<'_>],
-) -> Option<(Vec<DeviceRequest<'k>>, Vec<usize>)> {
-    let mut requests = Vec::with_capacity(batch.len());
-    let mut origin = Vec::with_capacity(batch.len());
+    joined: &mut u64,
+    requests: &mut Vec<DeviceRequest<'k>>,
+    origin: &mut Vec<usize>,
+) -> bool {
+    requests.clear();
+    origin.clear();
+    let mut joins = 0;
+    // The entry of the last frontend looked up (a round is mostly one or
+    // two frontends, one after the other).
+    let mut last: Option<&KeptGrants> = None;
     for (index, operation) in batch.iter().enumerate() {
         let (frontend, segments, write) = match *operation {
             BlockOperation::Read {
@@ -335,28 +370,44 @@ fn requests_from_kept<'k>(
                 origin.push(index);
                 continue;
             }
-            _ => return None,
+            _ => return false,
         };
-        let entry = kept.iter().find(|entry| entry.domain == frontend.0)?;
+        let entry = match last {
+            Some(entry) if entry.domain == frontend.0 => entry,
+            _ => match kept.iter().find(|entry| entry.domain == frontend.0) {
+                Some(entry) => entry,
+                None => return false,
+            },
+        };
+        last = Some(entry);
+        let Some(first) = segments.first() else {
+            return false;
+        };
         let mut pieces = heapless::Vec::new();
         for segment in segments {
-            let mapping = entry.get(segment.grant.0)?;
-            let piece =
-                Segment::granted(mapping, segment.page_offset_bytes(), segment.length_bytes())?;
-            pieces.push(piece).ok()?;
+            let piece = entry.get(segment.grant.0).and_then(|mapping| {
+                Segment::granted(mapping, segment.page_offset_bytes(), segment.length_bytes())
+            });
+            match piece {
+                Some(piece) if push_joined(&mut pieces, piece) => {}
+                _ => return false,
+            }
         }
+        joins += (segments.len() - pieces.len()) as u64;
         requests.push(DeviceRequest {
             op: DeviceOp::transfer(write),
-            sector: segments.first()?.physical_sector,
+            sector: first.physical_sector,
             segments: pieces,
         });
         origin.push(index);
     }
-    Some((requests, origin))
+    *joined += joins;
+    true
 }
 
 /// Runs `requests` on the device and records each one's outcome at its
 /// batch index (`origin`) in `results`.
+#[allow(clippy::too_many_arguments)] // reason: the disk's fields, split so `requests` may borrow its kept grants
 fn device_work(
     blk: &mut Blk,
     interrupt: Port,
@@ -364,22 +415,17 @@ fn device_work(
     counters: &mut DiskCounters,
     requests: &[DeviceRequest<'_>],
     origin: &[usize],
+    device_results: &mut Vec<Result<(), virtio_drivers::Error>>,
     results: &mut [Result<(), ExecuteError>],
 ) {
-    let mut device_results = alloc::vec![Ok(()); requests.len()];
+    device_results.clear();
+    device_results.resize(requests.len(), Ok(()));
     if !requests.is_empty() {
-        run_on(
-            blk,
-            interrupt,
-            events,
-            counters,
-            requests,
-            &mut device_results,
-        );
+        run_on(blk, interrupt, events, counters, requests, device_results);
     }
-    for ((request, result), index) in requests.iter().zip(device_results).zip(origin) {
+    for ((request, result), index) in requests.iter().zip(device_results.drain(..)).zip(origin) {
         match result {
-            Ok(()) => counters.segments += request.segments.len() as u64,
+            Ok(()) => counters.buffers += request.segments.len() as u64,
             Err(problem) => {
                 error!(
                     "disk: virtio-blk {:?} at sector {}: {problem}",
@@ -411,12 +457,31 @@ impl Executor for VirtioDisk {
             counters,
             kept,
             stuck,
+            scratch,
         } = self;
         // Steady state: every page already kept mapped, nothing to map.
-        if let Some((requests, origin)) = requests_from_kept(kept, batch) {
+        let mut requests = recycle(core::mem::take(&mut scratch.requests));
+        let steady = requests_from_kept(
+            kept,
+            batch,
+            &mut counters.joined,
+            &mut requests,
+            &mut scratch.origin,
+        );
+        if steady {
             device_work(
-                blk, *interrupt, events, counters, &requests, &origin, results,
+                blk,
+                *interrupt,
+                events,
+                counters,
+                &requests,
+                &scratch.origin,
+                &mut scratch.results,
+                results,
             );
+        }
+        scratch.requests = recycle(requests);
+        if steady {
             return;
         }
         // 1. Which pages each transfer needs mapped; one hypercall maps all.
@@ -555,7 +620,7 @@ impl Executor for VirtioDisk {
                 });
                 match piece {
                     Some(piece) => {
-                        let _ = segments.push(piece);
+                        let _ = push_joined(&mut segments, piece);
                     }
                     None => complete = false,
                 }
@@ -565,6 +630,7 @@ impl Executor for VirtioDisk {
                 results[index] = Err(ExecuteError::Grant);
                 continue;
             }
+            counters.joined += (transfer.segments.len() - segments.len()) as u64;
             requests.push(DeviceRequest {
                 op: DeviceOp::transfer(transfer.write),
                 sector: transfer
@@ -577,7 +643,14 @@ impl Executor for VirtioDisk {
         }
         // 3. All at once to the device.
         device_work(
-            blk, *interrupt, events, counters, &requests, &origin, results,
+            blk,
+            *interrupt,
+            events,
+            counters,
+            &requests,
+            &origin,
+            &mut scratch.results,
+            results,
         );
         drop(requests);
         VirtioDisk::unmap_all(stuck, transient);
@@ -598,5 +671,29 @@ impl Executor for VirtioDisk {
         if count > 0 {
             info!("disk: d{}: {count} kept grants unmapped", frontend.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let mut requests: Vec<DeviceRequest<'static>> = Vec::with_capacity(16);
+        requests.push(DeviceRequest::flush());
+        let (pointer, capacity) = (requests.as_ptr() as usize, requests.capacity());
+        let mut again: Vec<DeviceRequest<'_>> = recycle(requests);
+        assert!(again.is_empty());
+        assert_eq!(
+            (again.as_ptr() as usize, again.capacity()),
+            (pointer, capacity)
+        );
+        again.push(DeviceRequest::flush());
+        let back: Vec<DeviceRequest<'static>> = recycle(again);
+        assert_eq!(
+            (back.as_ptr() as usize, back.capacity()),
+            (pointer, capacity)
+        );
     }
 }

@@ -8,8 +8,11 @@
 //!   (`Hal::share`): a page of our RAM through the hypervisor's
 //!   `MEMORY_OP_BUS_ADDRESS` (cached per frame: our frames do not move), a
 //!   page of the grant window through the bus address its grant mapping
-//!   returned (registered for the length of one request, then withdrawn).
-//!   Anything else has no bus address: the device is never pointed at it.
+//!   returned (registered while the mapping lives, withdrawn before it
+//!   goes). A range over several window pages translates only when their
+//!   bus addresses follow each other (a request's pages merged into one
+//!   buffer). Anything else has no bus address: the device is never pointed
+//!   at it.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -135,12 +138,17 @@ pub enum Region {
         /// Last frame.
         last: u64,
     },
-    /// One page of the grant window (its address).
-    Grant(u64),
+    /// Pages of the grant window: the first one's address and how many.
+    Grant {
+        /// Address of the first page.
+        page: u64,
+        /// Pages the range touches.
+        pages: u64,
+    },
 }
 
 /// Classifies `[address, address + length)`: inside our RAM, or inside
-/// one page of the grant window; `None` otherwise (and for length 0).
+/// the grant window; `None` otherwise (and for length 0).
 pub fn region_of(address: u64, length: u64) -> Option<Region> {
     let end = address.checked_add(length)?;
     if length == 0 {
@@ -153,9 +161,10 @@ pub fn region_of(address: u64, length: u64) -> Option<Region> {
         });
     }
     let window_end = GRANT_WINDOW_BASE + GRANT_WINDOW_PAGES * PAGE_SIZE;
-    let page = address & !(PAGE_SIZE - 1);
-    if address >= GRANT_WINDOW_BASE && end <= window_end && end <= page + PAGE_SIZE {
-        return Some(Region::Grant(page));
+    if address >= GRANT_WINDOW_BASE && end <= window_end {
+        let page = address & !(PAGE_SIZE - 1);
+        let pages = (end - 1 - page) / PAGE_SIZE + 1;
+        return Some(Region::Grant { page, pages });
     }
     None
 }
@@ -222,8 +231,21 @@ impl BusMap {
         frames: impl Fn(u64, u64) -> Option<u64>,
     ) -> Option<u64> {
         match region_of(address, length)? {
-            Region::Grant(page) => {
-                let bus = self.granted[Self::window_index(page)?];
+            Region::Grant { page, pages } => {
+                let first = Self::window_index(page)?;
+                let (&bus, rest) = self
+                    .granted
+                    .get(first..first + pages as usize)?
+                    .split_first()?;
+                // Each further page must be registered right after the one
+                // before it on the bus, or the device would reach past it.
+                let mut expected = bus;
+                for &next in rest {
+                    expected += PAGE_SIZE;
+                    if next != expected {
+                        return None;
+                    }
+                }
                 (bus != 0).then(|| bus + (address - page))
             }
             Region::Ram { first, last } => {
@@ -282,12 +304,26 @@ mod tests {
         );
         assert_eq!(
             region_of(GRANT_WINDOW_BASE + 0x1200, 0x200),
-            Some(Region::Grant(GRANT_WINDOW_BASE + 0x1000))
+            Some(Region::Grant {
+                page: GRANT_WINDOW_BASE + 0x1000,
+                pages: 1
+            })
         );
         assert_eq!(
             region_of(GRANT_WINDOW_BASE + 0x1e00, 0x400),
-            None,
+            Some(Region::Grant {
+                page: GRANT_WINDOW_BASE + 0x1000,
+                pages: 2
+            }),
             "crosses a grant page"
+        );
+        assert_eq!(
+            region_of(GRANT_WINDOW_BASE + 0x1000, 2 * PAGE_SIZE),
+            Some(Region::Grant {
+                page: GRANT_WINDOW_BASE + 0x1000,
+                pages: 2
+            }),
+            "ends at a page end"
         );
         assert_eq!(region_of(0x1000, 16), None);
         assert_eq!(region_of(RAM_BASE, 0), None);
@@ -346,8 +382,34 @@ mod tests {
             map.translate(page + 512, 512, hypervisor),
             Some(0x7777_7200)
         );
+        assert_eq!(
+            map.translate(page + 512, PAGE_SIZE, hypervisor),
+            None,
+            "the next window page has no grant"
+        );
+        map.add_grant(page + PAGE_SIZE, 0x7777_9000);
+        assert_eq!(
+            map.translate(page + 512, PAGE_SIZE, hypervisor),
+            None,
+            "the next page is not next on the bus"
+        );
+        map.add_grant(page + PAGE_SIZE, 0x7777_8000);
+        assert_eq!(
+            map.translate(page + 512, PAGE_SIZE, hypervisor),
+            Some(0x7777_7200),
+            "two pages in a row on the bus"
+        );
+        assert_eq!(
+            map.translate(page, 3 * PAGE_SIZE, hypervisor),
+            None,
+            "the third page has no grant"
+        );
         map.remove_grant(page);
         assert_eq!(map.translate(page, 512, hypervisor), None);
+        assert_eq!(
+            map.translate(page + PAGE_SIZE, 512, hypervisor),
+            Some(0x7777_8000)
+        );
         assert_eq!(
             map.translate(0x1000, 1, hypervisor),
             None,

@@ -153,8 +153,8 @@ impl Server {
             {
                 let counters = self.backend.executor().counters();
                 info!(
-                    "blkback: {} devices served and gone; {} segments by DMA, {} interrupts, {} grant failures, {} device errors; exiting",
-                    self.finished, counters.segments, counters.interrupts, counters.grant_failures, counters.device_errors
+                    "blkback: {} devices served and gone; {} buffers by DMA ({} segments joined to the one before), {} interrupts, {} grant failures, {} device errors; exiting",
+                    self.finished, counters.buffers, counters.joined, counters.interrupts, counters.grant_failures, counters.device_errors
                 );
                 info!(
                     "blkback: {} grants mapped in {} calls ({} refused), {} still kept",
