@@ -4,7 +4,14 @@
 //!
 //! Nothing on the submit and poll paths allocates: the table of requests in flight and
 //! the free pool are sized at construction, a request's pages are kept inline
-//! ([`PageList`]); only the copying API's [`Completion::data`] is a heap buffer.
+//! ([`PageList`]) in its slot of that table from submit to completion; only the copying
+//! API's [`Completion::data`] is a heap buffer.
+//!
+//! The pool ([`Pool`]) is a stack kept in reverse: its top is the lowest page, so a
+//! request's pages come out in ascending pool order, and they go back in reverse (the
+//! request's first page on top), so the next request of the same size gets the same
+//! ascending run again, which a backend can merge into one buffer when the pages are
+//! physically contiguous.
 
 use alloc::vec::Vec;
 use ring_protocol::blkif::{
@@ -15,8 +22,8 @@ use ring_protocol::{Frontend, Notification, RingError, SharedPage};
 use xen_abi::DomId;
 
 use crate::completion::{Completion, DisconnectReport, FrontendError, Operation, PagedCompletion};
-use crate::grants::{GrantPages, GrantRef};
-use crate::pool::{DataPage, PageList, MAX_PAGES_PER_REQUEST};
+use crate::grants::{GrantError, GrantPages, GrantRef};
+use crate::pool::{DataPage, PageList, PageState, Pool, MAX_PAGES_PER_REQUEST};
 use crate::split::MAX_SECTORS_PER_REQUEST;
 
 /// Bytes in a data page.
@@ -24,14 +31,22 @@ const PAGE_SIZE_BYTES: usize = SECTOR_SIZE * SECTORS_PER_PAGE as usize;
 /// Requests in flight at most: one per ring slot.
 const SLOTS: usize = Frontend::<'static, Blkif>::SIZE as usize;
 
-struct InFlight<Page> {
+/// A request in flight: what its response is checked against and its completion says.
+#[derive(Clone, Copy)]
+struct InFlight {
     id: u64,
     operation: Operation,
     sector: u64,
     sector_count: u32,
     /// A read whose pages go to the caller at completion (no copy).
     in_place: bool,
-    /// The request's pages, each with its grant set.
+}
+
+/// One ring slot of the table of requests in flight. The pages stay here from submit to
+/// completion (no page list is moved in between); they are empty when no request is.
+struct Slot<Page> {
+    request: Option<InFlight>,
+    /// The request's pages, in disk order, each with its grant set.
     pages: PageList<Page>,
 }
 
@@ -41,10 +56,12 @@ pub struct Blkfront<'page, G: GrantPages> {
     pages: G,
     backend: DomId,
     handle: u16,
-    /// The pool (capacity: every page given at construction, so pushes never allocate).
-    free_pages: Vec<DataPage<G::Page>>,
+    /// The free pages (sized for every page given at construction, so putting pages back
+    /// never allocates).
+    pool: Pool<G::Page>,
     quarantined: Vec<G::Page>,
-    in_flight: Vec<Option<InFlight<G::Page>>>,
+    /// Per ring slot, the request in flight there and its pages.
+    slots: Vec<Slot<G::Page>>,
     /// Slots with no request in flight, lowest on top.
     free_slots: heapless::Vec<u8, SLOTS>,
     /// Per slot, the id of the last request completed there (to name duplicates).
@@ -78,8 +95,6 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         handle: u16,
     ) -> Self {
         let count = data_pages.len();
-        let mut free_pages = Vec::with_capacity(count);
-        free_pages.extend(data_pages.into_iter().map(DataPage::fresh));
         let mut free_slots = heapless::Vec::new();
         for slot in (0..SLOTS as u8).rev() {
             let _ = free_slots.push(slot);
@@ -89,9 +104,14 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             pages,
             backend,
             handle,
-            free_pages,
+            pool: Pool::new(data_pages),
             quarantined: Vec::new(),
-            in_flight: (0..SLOTS).map(|_| None).collect(),
+            slots: (0..SLOTS)
+                .map(|_| Slot {
+                    request: None,
+                    pages: PageList::new(),
+                })
+                .collect(),
             free_slots,
             completed: [None; SLOTS],
             next_generation: 0,
@@ -147,7 +167,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
 
     /// Data pages free to grant (in the pool).
     pub fn free_page_count(&self) -> usize {
-        self.free_pages.len()
+        self.pool.len()
     }
 
     /// Pages lent to the caller and not given back.
@@ -170,8 +190,24 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         self.fault
     }
 
+    /// The device's fault, if any, as an error (one test on the way in).
+    #[inline]
     fn check(&self) -> Result<(), FrontendError> {
+        if self.fault.is_none() {
+            Ok(())
+        } else {
+            self.stopped()
+        }
+    }
+
+    #[cold]
+    fn stopped(&self) -> Result<(), FrontendError> {
         self.fault.map_or(Ok(()), Err)
+    }
+
+    /// Whether [`disconnect`](Self::disconnect) ran.
+    fn disconnected(&self) -> bool {
+        self.fault == Some(FrontendError::Disconnected)
     }
 
     fn fail(&mut self, error: FrontendError) -> FrontendError {
@@ -216,8 +252,8 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     pub fn submit_flush(&mut self) -> Result<u64, FrontendError> {
         self.check()?;
         self.started = true;
-        self.check_room()?;
-        self.send(Operation::Flush, 0, 0, PageList::new(), false)
+        let slot = self.free_slot()?;
+        self.send(slot, Operation::Flush, 0, 0, PageList::new(), 0, false)
     }
 
     /// Zero-copy: lends `count` (1..=11) pool pages to fill through the provider (see
@@ -235,15 +271,15 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         if !(1..=MAX_PAGES_PER_REQUEST).contains(&count) {
             return Err(FrontendError::BadLength);
         }
-        if self.free_pages.len() < count {
+        if self.pool.len() < count {
             return Err(FrontendError::NoFreePages);
         }
         let mut taken = PageList::new();
-        for _ in 0..count {
-            if let Some(mut page) = self.free_pages.pop() {
-                zero_once(&mut self.pages, &mut page);
-                let _ = taken.push(page);
-            }
+        // Ascending pool order: the taken run read from the top down. A page is zeroed
+        // where it lies (rarely needed), so that what is copied out is the stored word.
+        for state in self.pool.take(count).iter_mut().rev() {
+            zero_once(&mut self.pages, state);
+            let _ = taken.push(DataPage { state: *state });
         }
         self.lent += taken.len();
         Ok(taken)
@@ -253,24 +289,51 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// taken and not written). After [`disconnect`](Self::disconnect) their persistent
     /// grants are already revoked; a page the backend still mapped then stays quarantined.
     pub fn give_back(&mut self, pages: impl IntoIterator<Item = DataPage<G::Page>>) {
+        if self.disconnected() {
+            self.give_back_after_disconnect(pages);
+            return;
+        }
+        let mut pages = pages.into_iter();
+        // None for a write's completion, say: nothing to do.
+        let Some(first) = pages.next() else {
+            return;
+        };
+        let start = self.pool.len();
+        self.pool.push(first.state);
+        let mut given = 1;
+        if let Some(second) = pages.next() {
+            self.pool.push(second.state);
+            given += 1 + self.pool.extend(pages.map(|page| page.state));
+            // They came in ascending order (a request's pages, or pages taken together):
+            // the first ends on top, to be handed out first again.
+            self.pool.reverse_from(start);
+        }
+        self.lent = self.lent.saturating_sub(given);
+    }
+
+    /// [`give_back`](Self::give_back) once disconnected: persistent grants are gone.
+    #[cold]
+    fn give_back_after_disconnect(&mut self, pages: impl IntoIterator<Item = DataPage<G::Page>>) {
+        let start = self.pool.len();
         for page in pages {
             self.lent = self.lent.saturating_sub(1);
-            self.return_to_pool(page);
+            self.return_to_pool(page.state);
         }
+        self.pool.reverse_from(start);
     }
 
     /// Puts a page back in the pool. After [`disconnect`](Self::disconnect) its persistent
     /// grant is gone: the page returns ungranted, or not at all if the backend still
     /// mapped it then (it is quarantined).
-    fn return_to_pool(&mut self, mut page: DataPage<G::Page>) {
-        if self.fault == Some(FrontendError::Disconnected) {
-            if let Some(grant) = page.take_grant() {
+    fn return_to_pool(&mut self, mut state: PageState<G::Page>) {
+        if self.disconnected() {
+            if let Some(grant) = state.take_grant() {
                 if self.unrevoked.contains(&grant) {
                     return;
                 }
             }
         }
-        self.free_pages.push(page);
+        self.pool.push(state);
     }
 
     /// Copies `data` into a lent page at `offset_bytes`.
@@ -285,7 +348,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         data: &[u8],
     ) -> Result<(), FrontendError> {
         fits_in_page(offset_bytes, data.len())?;
-        self.pages.write(page.page, offset_bytes, data);
+        self.pages.write(page.page(), offset_bytes, data);
         Ok(())
     }
 
@@ -301,7 +364,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         data: &mut [u8],
     ) -> Result<(), FrontendError> {
         fits_in_page(offset_bytes, data.len())?;
-        self.pages.read(page.page, offset_bytes, data);
+        self.pages.read(page.page(), offset_bytes, data);
         Ok(())
     }
 
@@ -325,17 +388,28 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             if (1..=MAX_SECTORS_PER_REQUEST).contains(&sector_count)
                 && pages.len() == pages_for(sector_count)
             {
-                self.check_room()
+                self.free_slot()
             } else {
                 Err(FrontendError::BadLength)
             }
         });
-        if let Err(error) = checked {
-            self.give_back_unsent(pages);
-            return Err(error);
-        }
+        let slot = match checked {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.give_back_unsent(&pages);
+                return Err(error);
+            }
+        };
         self.started = true;
-        self.send(Operation::Write, sector, sector_count, pages, false)
+        self.send(
+            slot,
+            Operation::Write,
+            sector,
+            sector_count,
+            pages,
+            0,
+            false,
+        )
     }
 
     /// Zero-copy: queues a read of `sector_count` sectors (1..=88) from `sector` into pool
@@ -354,15 +428,16 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     ) -> Result<u64, FrontendError> {
         self.check()?;
         self.started = true;
-        let page_count = self.check_transfer(sector_count)?;
-        let mut pages = PageList::new();
-        for _ in 0..page_count {
-            if let Some(mut page) = self.free_pages.pop() {
-                zero_once(&mut self.pages, &mut page);
-                let _ = pages.push(page);
-            }
-        }
-        self.send(Operation::Read, sector, sector_count, pages, true)
+        let (slot, page_count) = self.check_transfer(sector_count)?;
+        self.send(
+            slot,
+            Operation::Read,
+            sector,
+            sector_count,
+            PageList::new(),
+            page_count,
+            true,
+        )
     }
 
     /// Zeroes every pool page not yet zeroed and, in persistent mode, grants every pool
@@ -376,15 +451,16 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         self.check()?;
         self.started = true;
         let mut granted = 0;
-        for page in &mut self.free_pages {
-            zero_once(&mut self.pages, page);
-            if self.persistent && page.grant().is_none() {
+        // In the order the pages are handed out (the stack is reversed).
+        for state in self.pool.free_mut().iter_mut().rev() {
+            zero_once(&mut self.pages, state);
+            if self.persistent && state.grant().is_none() {
                 let grant = self
                     .pages
-                    .grant(page.page, self.backend, false)
+                    .grant(state.page, self.backend, false)
                     .map_err(FrontendError::Grant)?;
-                page.set_grant(Some(grant));
-                self.persistent_grants.push((page.page, grant));
+                state.set_grant(Some(grant));
+                self.persistent_grants.push((state.page, grant));
                 granted += 1;
             }
         }
@@ -392,28 +468,29 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     }
 
     /// The checks before a transfer takes pages: length, a free slot, enough pages.
-    /// Returns the page count.
-    fn check_transfer(&self, sector_count: u32) -> Result<usize, FrontendError> {
+    /// Returns the slot and the page count.
+    fn check_transfer(&self, sector_count: u32) -> Result<(usize, usize), FrontendError> {
         if !(1..=MAX_SECTORS_PER_REQUEST).contains(&sector_count) {
             return Err(FrontendError::BadLength);
         }
-        self.check_room()?;
+        let slot = self.free_slot()?;
         let page_count = pages_for(sector_count);
-        if self.free_pages.len() < page_count {
+        if self.pool.len() < page_count {
             return Err(FrontendError::NoFreePages);
         }
-        Ok(page_count)
+        Ok((slot, page_count))
     }
 
-    fn check_room(&self) -> Result<(), FrontendError> {
-        if self.free_slots.is_empty() || self.ring.is_full() {
-            return Err(FrontendError::RingFull);
+    /// The slot the next request takes (the lowest free one), if the ring has room.
+    fn free_slot(&self) -> Result<usize, FrontendError> {
+        match self.free_slots.last() {
+            Some(&slot) if !self.ring.is_full() => Ok(usize::from(slot)),
+            _ => Err(FrontendError::RingFull),
         }
-        Ok(())
     }
 
-    /// The copying submit: takes pages from the pool, zeroes them (per request in
-    /// non-persistent mode, once in persistent mode) and copies a write's data in.
+    /// The copying submit: takes pages from the pool into `slot`, zeroes them (per request
+    /// in non-persistent mode, once in persistent mode) and copies a write's data in.
     fn submit_copying(
         &mut self,
         operation: Operation,
@@ -423,88 +500,83 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     ) -> Result<u64, FrontendError> {
         self.check()?;
         self.started = true;
-        let page_count = self.check_transfer(sector_count)?;
+        let (slot, page_count) = self.check_transfer(sector_count)?;
         let mut pages = PageList::new();
         let mut chunks = data.chunks(PAGE_SIZE_BYTES);
-        for _ in 0..page_count {
-            let Some(mut page) = self.free_pages.pop() else {
-                break;
-            };
+        for state in self.pool.take(page_count).iter().rev() {
+            let mut state = *state;
             if self.persistent {
-                zero_once(&mut self.pages, &mut page);
+                zero_once(&mut self.pages, &mut state);
             } else {
-                self.pages.zero(page.page);
-                page.set_zeroed();
+                self.pages.zero(state.page);
+                state.set_zeroed();
             }
             if let Some(chunk) = chunks.next() {
-                self.pages.write(page.page, 0, chunk);
+                self.pages.write(state.page, 0, chunk);
             }
-            let _ = pages.push(page);
+            let _ = pages.push(DataPage { state });
         }
-        self.send(operation, sector, sector_count, pages, false)
+        self.send(slot, operation, sector, sector_count, pages, 0, false)
     }
 
-    /// Grants what `pages` need (persistent: read-write, once per page; otherwise per
-    /// request, read-only for a write so the backend cannot scribble on our data), pushes
-    /// the request and records it. On failure the pages return to the pool.
+    /// Sends the request in `slot`, which must be the lowest free one
+    /// ([`free_slot`](Self::free_slot)): its pages are `pages`, then `from_pool` more taken
+    /// off the pool (in ascending pool order, each zeroed the first time). Grants what they
+    /// need (persistent: read-write, once per page; otherwise per request, read-only for a
+    /// write so the backend cannot scribble on our data), pushes the request and records
+    /// it, with its pages, in `slot`. On failure the pages return to the pool.
+    #[allow(clippy::too_many_arguments)] // reason: the one internal sender, every argument a field of the request
     fn send(
         &mut self,
+        slot: usize,
         operation: Operation,
         sector: u64,
         sector_count: u32,
         mut pages: PageList<G::Page>,
+        from_pool: usize,
         in_place: bool,
     ) -> Result<u64, FrontendError> {
-        let Some(&slot) = self.free_slots.last() else {
-            self.give_back_unsent(pages);
-            return Err(FrontendError::RingFull);
-        };
-        let read_only = !self.persistent && operation == Operation::Write;
-        for page in &mut pages {
-            if page.grant().is_some() {
-                continue;
-            }
-            match self.pages.grant(page.page, self.backend, read_only) {
-                Ok(grant) => {
-                    page.set_grant(Some(grant));
-                    if self.persistent {
-                        self.persistent_grants.push((page.page, grant));
-                    }
-                }
-                Err(error) => {
-                    self.give_back_unsent(pages);
-                    return Err(FrontendError::Grant(error));
-                }
-            }
-        }
-        let mut request = TransferRequest {
+        let id = self
+            .next_generation
+            .wrapping_mul(SLOTS as u64)
+            .wrapping_add(slot as u64);
+        // Built in place (the segments are filled in the request itself, not copied in).
+        let transfer = TransferRequest {
             handle: self.handle,
-            id: self
-                .next_generation
-                .wrapping_mul(SLOTS as u64)
-                .wrapping_add(u64::from(slot)),
+            id,
             sector_number: sector,
-            segment_count: pages.len() as u8,
             ..TransferRequest::default()
         };
-        let mut remaining = sector_count;
-        for (segment, page) in request.segments.iter_mut().zip(&pages) {
-            let sectors = remaining.min(u32::from(SECTORS_PER_PAGE));
-            remaining -= sectors;
-            *segment = Segment {
-                grant: page.grant().map_or(0, |grant| grant.0),
-                first_sector: 0,
-                last_sector: (sectors - 1) as u8,
-            };
-        }
-        let id = request.id;
-        let encoded = match operation {
-            Operation::Read => BlkifRequest::Read(request),
-            Operation::Write => BlkifRequest::Write(request),
-            Operation::Flush => BlkifRequest::FlushDiskCache(request),
+        let mut encoded = match operation {
+            Operation::Read => BlkifRequest::Read(transfer),
+            Operation::Write => BlkifRequest::Write(transfer),
+            Operation::Flush => BlkifRequest::FlushDiskCache(transfer),
         };
+        // Ascending pool order: the taken run read from the top down.
+        for state in self.pool.take(from_pool).iter().rev() {
+            let _ = pages.push(DataPage { state: *state });
+        }
+        let (BlkifRequest::Read(request)
+        | BlkifRequest::Write(request)
+        | BlkifRequest::FlushDiskCache(request)) = &mut encoded
+        else {
+            // Not reached: built as one of those just above.
+            self.give_back_unsent(&pages);
+            return Err(FrontendError::BadLength);
+        };
+        let mut grants = Grants {
+            provider: &mut self.pages,
+            persistent_grants: &mut self.persistent_grants,
+            backend: self.backend,
+            persistent: self.persistent,
+            read_only: !self.persistent && operation == Operation::Write,
+        };
+        if let Err(error) = grants.describe(request, &mut pages, sector_count) {
+            self.give_back_unsent(&pages);
+            return Err(FrontendError::Grant(error));
+        }
         if let Err(error) = self.ring.push_request(&encoded) {
-            self.give_back_unsent(pages);
+            self.give_back_unsent(&pages);
             return Err(match error {
                 RingError::Full => FrontendError::RingFull,
                 other => self.fail(FrontendError::Ring(other)),
@@ -512,31 +584,62 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         }
         self.next_generation = self.next_generation.wrapping_add(1);
         let _ = self.free_slots.pop();
-        self.in_flight[usize::from(slot)] = Some(InFlight {
-            id,
-            operation,
-            sector,
-            sector_count,
-            in_place,
+        self.slots[slot] = Slot {
+            request: Some(InFlight {
+                id,
+                operation,
+                sector,
+                sector_count,
+                in_place,
+            }),
             pages,
-        });
+        };
         Ok(id)
     }
 
-    /// Pages of a request that did not go out: back to the pool; a per-request grant is
-    /// revoked (quarantined if the backend somehow maps it already).
-    fn give_back_unsent(&mut self, pages: PageList<G::Page>) {
-        for mut page in pages {
+    /// Pages of a request that did not go out: back to the pool, the last first (so that
+    /// the first ends on top); a per-request grant is revoked (quarantined if the backend
+    /// somehow maps it already).
+    fn give_back_unsent(&mut self, pages: &PageList<G::Page>) {
+        for page in pages.iter().rev() {
+            let mut state = page.state;
             if !self.persistent {
-                if let Some(grant) = page.take_grant() {
+                if let Some(grant) = state.take_grant() {
                     if self.pages.revoke(grant).is_err() {
-                        self.quarantined.push(page.page);
+                        self.quarantined.push(state.page);
                         continue;
                     }
                 }
             }
-            self.return_to_pool(page);
+            self.return_to_pool(state);
         }
+    }
+
+    /// Returns the pages in `slot` to the pool, the last first (so that the first ends on
+    /// top).
+    fn release(&mut self, slot: usize) {
+        let pages = &mut self.slots[slot].pages;
+        self.pool.extend(pages.iter().rev().map(|page| page.state));
+        pages.clear();
+    }
+
+    /// Revokes the per-request grants of the pages in `slot`. A page whose grant the
+    /// backend still maps leaves the slot for quarantine. Returns whether none did.
+    fn revoke_grants(&mut self, slot: usize) -> bool {
+        let mut revoked = true;
+        let provider = &mut self.pages;
+        let quarantined = &mut self.quarantined;
+        self.slots[slot]
+            .pages
+            .retain_mut(|page| match page.state.take_grant() {
+                Some(grant) if provider.revoke(grant).is_err() => {
+                    quarantined.push(page.state.page);
+                    revoked = false;
+                    false
+                }
+                _ => true,
+            });
+        revoked
     }
 
     /// Publishes queued requests; notify the backend's event channel if required.
@@ -608,8 +711,8 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             Err(error) => return Err(self.fail(FrontendError::Ring(error))),
         };
         let slot = (response.id % SLOTS as u64) as usize;
-        let expected = match &self.in_flight[slot] {
-            Some(entry) if entry.id == response.id => entry.operation.code(),
+        let request = match self.slots[slot].request {
+            Some(request) if request.id == response.id => request,
             _ => {
                 let error = if self.completed[slot] == Some(response.id) {
                     FrontendError::DuplicateResponse(response.id)
@@ -619,6 +722,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
                 return Err(self.fail(error));
             }
         };
+        let expected = request.operation.code();
         if response.operation != expected {
             return Err(self.fail(FrontendError::WrongOperation {
                 id: response.id,
@@ -626,67 +730,51 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
                 found: response.operation,
             }));
         }
-        let Some(entry) = self.in_flight[slot].take() else {
-            return Err(self.fail(FrontendError::UnknownResponseId(response.id)));
-        };
-        self.completed[slot] = Some(entry.id);
-        let _ = self.free_slots.push(slot as u8);
         let InFlight {
             id,
             operation,
             sector,
             sector_count,
             in_place,
-            pages,
-        } = entry;
+        } = request;
+        self.slots[slot].request = None;
+        self.completed[slot] = Some(id);
+        let _ = self.free_slots.push(slot as u8);
         // Revoke first (non-persistent), so the backend cannot change read data while we
         // copy it out or the caller reads it.
-        let mut returned;
-        let mut still_mapped = false;
-        if self.persistent {
-            returned = pages;
-        } else {
-            returned = PageList::new();
-            for mut page in pages {
-                if let Some(grant) = page.take_grant() {
-                    if self.pages.revoke(grant).is_err() {
-                        self.quarantined.push(page.page);
-                        still_mapped = true;
-                        continue;
-                    }
-                }
-                let _ = returned.push(page);
-            }
-        }
-        if still_mapped {
-            self.free_pages.extend(returned);
+        if !self.persistent && !self.revoke_grants(slot) {
+            self.release(slot);
             return Err(self.fail(FrontendError::GrantStillMapped(id)));
         }
-        let mut data = Vec::new();
-        let mut lent = PageList::new();
-        if response.status == STATUS_OKAY && operation == Operation::Read {
-            if in_place {
-                self.lent += returned.len();
-                lent = returned;
-                returned = PageList::new();
-            } else {
-                data = alloc::vec![0u8; sector_count as usize * SECTOR_SIZE];
-                for (chunk, page) in data.chunks_mut(PAGE_SIZE_BYTES).zip(&returned) {
-                    self.pages.read(page.page, 0, chunk);
-                }
-            }
+        let mut completion = Completion {
+            id,
+            operation,
+            sector,
+            sector_count,
+            status: response.status,
+            data: Vec::new(),
+        };
+        let read = response.status == STATUS_OKAY && operation == Operation::Read;
+        if read && in_place {
+            // The pages go to the caller as they lie in the slot (one move).
+            let pages = core::mem::take(&mut self.slots[slot].pages);
+            self.lent += pages.len();
+            return Ok(Some(PagedCompletion { completion, pages }));
         }
-        self.free_pages.extend(returned);
+        if read {
+            let mut data = alloc::vec![0u8; sector_count as usize * SECTOR_SIZE];
+            for (chunk, page) in data
+                .chunks_mut(PAGE_SIZE_BYTES)
+                .zip(&self.slots[slot].pages)
+            {
+                self.pages.read(page.page(), 0, chunk);
+            }
+            completion.data = data;
+        }
+        self.release(slot);
         Ok(Some(PagedCompletion {
-            completion: Completion {
-                id,
-                operation,
-                sector,
-                sector_count,
-                status: response.status,
-                data,
-            },
-            pages: lent,
+            completion,
+            pages: PageList::new(),
         }))
     }
 
@@ -699,25 +787,28 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     pub fn disconnect(&mut self) -> DisconnectReport {
         let mut report = DisconnectReport::default();
         for slot in 0..SLOTS {
-            let Some(entry) = self.in_flight[slot].take() else {
+            if self.slots[slot].request.take().is_none() {
                 continue;
-            };
+            }
             let _ = self.free_slots.push(slot as u8);
             if self.persistent {
-                self.free_pages.extend(entry.pages);
-            } else {
-                for mut page in entry.pages {
-                    let Some(grant) = page.take_grant() else {
-                        self.free_pages.push(page);
-                        continue;
-                    };
-                    if self.pages.revoke(grant).is_ok() {
-                        report.revoked += 1;
-                        self.free_pages.push(page);
-                    } else {
-                        report.still_mapped += 1;
-                        self.quarantined.push(page.page);
-                    }
+                self.release(slot);
+                continue;
+            }
+            let pages = core::mem::take(&mut self.slots[slot].pages);
+            // The last first, so that the first ends on top of the pool.
+            for page in pages.iter().rev() {
+                let mut state = page.state;
+                let Some(grant) = state.take_grant() else {
+                    self.pool.push(state);
+                    continue;
+                };
+                if self.pages.revoke(grant).is_ok() {
+                    report.revoked += 1;
+                    self.pool.push(state);
+                } else {
+                    report.still_mapped += 1;
+                    self.quarantined.push(state.page);
                 }
             }
         }
@@ -734,10 +825,13 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             }
         }
         let unrevoked = &self.unrevoked;
-        self.free_pages
-            .retain(|page| page.grant().is_none_or(|grant| !unrevoked.contains(&grant)));
-        for page in &mut self.free_pages {
-            page.set_grant(None);
+        self.pool.retain(|state| {
+            state
+                .grant()
+                .is_none_or(|grant| !unrevoked.contains(&grant))
+        });
+        for state in self.pool.free_mut() {
+            state.set_grant(None);
         }
         self.fault = Some(FrontendError::Disconnected);
         report
@@ -746,12 +840,79 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// Gives back the page provider and the free pages (not the quarantined ones, nor
     /// those still lent), for a reconnection after [`disconnect`](Self::disconnect).
     pub fn into_parts(self) -> (G, Vec<G::Page>) {
-        let free = self.free_pages.iter().map(DataPage::page).collect();
+        // In the order they would have been handed out (the stack is reversed), so that a
+        // new frontend over them hands them out in the same order.
+        let free = self
+            .pool
+            .free()
+            .iter()
+            .rev()
+            .map(|state| state.page)
+            .collect();
         (self.pages, free)
     }
 }
 
-/// Pages a transfer of `sector_count` sectors uses.
+/// What granting needs, borrowed apart from the table of requests in flight and the pool
+/// so that pages can be prepared while they move between the two.
+struct Grants<'a, G: GrantPages> {
+    provider: &'a mut G,
+    persistent_grants: &'a mut Vec<(G::Page, GrantRef)>,
+    backend: DomId,
+    persistent: bool,
+    read_only: bool,
+}
+
+impl<G: GrantPages> Grants<'_, G> {
+    /// Readies `pages` (see [`prepare`](Self::prepare)) and describes them in `request`'s
+    /// segments, `sector_count` sectors in all (each caller checked that the page count
+    /// matches: every page but the last carries 8 sectors).
+    fn describe(
+        &mut self,
+        request: &mut TransferRequest,
+        pages: &mut PageList<G::Page>,
+        sector_count: u32,
+    ) -> Result<(), GrantError> {
+        for (segment, page) in request.segments.iter_mut().zip(pages.iter_mut()) {
+            if !page.state.ready() {
+                self.prepare(&mut page.state)?;
+            }
+            *segment = Segment {
+                grant: page.state.grant_word(),
+                first_sector: 0,
+                last_sector: SECTORS_PER_PAGE - 1,
+            };
+        }
+        request.segment_count = pages.len() as u8;
+        if let Some(last) = pages
+            .len()
+            .checked_sub(1)
+            .and_then(|last| request.segments.get_mut(last))
+        {
+            last.last_sector = ((sector_count + u32::from(SECTORS_PER_PAGE) - 1)
+                % u32::from(SECTORS_PER_PAGE)) as u8;
+        }
+        Ok(())
+    }
+
+    /// Makes a page ready to go out: zeroed if the frontend has not since it joined the
+    /// pool (only a page just taken off the pool can be: those lent were zeroed when
+    /// taken), and granted if it holds no grant (persistent: for good, and recorded).
+    fn prepare(&mut self, state: &mut PageState<G::Page>) -> Result<(), GrantError> {
+        zero_once(self.provider, state);
+        if state.grant().is_none() {
+            let grant = self
+                .provider
+                .grant(state.page, self.backend, self.read_only)?;
+            state.set_grant(Some(grant));
+            if self.persistent {
+                self.persistent_grants.push((state.page, grant));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `length` bytes at `offset_bytes` lie inside one page.
 fn fits_in_page(offset_bytes: usize, length: usize) -> Result<(), FrontendError> {
     match offset_bytes.checked_add(length) {
@@ -760,14 +921,22 @@ fn fits_in_page(offset_bytes: usize, length: usize) -> Result<(), FrontendError>
     }
 }
 
+/// Pages a transfer of `sector_count` sectors uses.
 fn pages_for(sector_count: u32) -> usize {
     (sector_count as usize).div_ceil(usize::from(SECTORS_PER_PAGE))
 }
 
-/// Zeroes `page` if the frontend has not since it joined the pool.
-fn zero_once<G: GrantPages>(pages: &mut G, page: &mut DataPage<G::Page>) {
-    if !page.zeroed() {
-        pages.zero(page.page);
-        page.set_zeroed();
+/// Zeroes the page if the frontend has not since it joined the pool.
+#[inline]
+fn zero_once<G: GrantPages>(pages: &mut G, state: &mut PageState<G::Page>) {
+    if !state.zeroed() {
+        zero(pages, state);
     }
+}
+
+/// Zeroes the page (once per page: kept out of the loops that mostly find it done).
+#[cold]
+fn zero<G: GrantPages>(pages: &mut G, state: &mut PageState<G::Page>) {
+    pages.zero(state.page);
+    state.set_zeroed();
 }
