@@ -9,7 +9,7 @@ use crate::layout::{
     slot_offset, REQUEST_EVENT_OFFSET, REQUEST_PRODUCER_OFFSET, RESPONSE_EVENT_OFFSET,
     RESPONSE_PRODUCER_OFFSET,
 };
-use crate::ring::{check_producer, read_entry, write_entry, Notification};
+use crate::ring::{check_producer, read_entry, read_entry_into, write_entry, Notification};
 use crate::shared::{full_fence, SharedPage};
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering;
@@ -161,6 +161,33 @@ impl<'page, P: Protocol> Backend<'page, P> {
         );
         self.request_consumer = self.request_consumer.wrapping_add(1);
         decoded.map(Some).map_err(RingError::Malformed)
+    }
+
+    /// As [`next_request`](Self::next_request), but decodes the request into `request`
+    /// ([`RingEntry::decode_into`]), for a backend that takes request after request into
+    /// one place: returns `true` when it wrote a request there, `false` when none is
+    /// ready (then, and on any error, `request` is unchanged). The slot is copied out of
+    /// the page once and `request` is written only from that copy.
+    ///
+    /// # Errors
+    ///
+    /// As [`next_request`](Self::next_request).
+    #[inline]
+    pub fn next_request_into(&mut self, request: &mut P::Request) -> Result<bool, RingError> {
+        self.check_fault()?;
+        if self.request_consumer == self.requests_seen && self.unconsumed_requests()? == 0 {
+            return Ok(false);
+        }
+        let decoded = read_entry_into(
+            &self.page,
+            self.request_consumer,
+            Self::SIZE,
+            P::SLOT_SIZE,
+            Self::WIDE,
+            request,
+        );
+        self.request_consumer = self.request_consumer.wrapping_add(1);
+        decoded.map(|()| true).map_err(RingError::Malformed)
     }
 
     /// Writes `response` into the slot of the oldest unanswered request. The frontend sees

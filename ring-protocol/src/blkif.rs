@@ -104,11 +104,7 @@ impl Segment {
     /// Decodes and validates `first_sector <= last_sector < 8`.
     #[inline]
     fn decode(bytes: &[u8; SEGMENT_SIZE], index: u16) -> Result<Self, Malformation> {
-        let segment = Self {
-            grant: wire::read_u32(bytes, offsets::SEGMENT_GRANT),
-            first_sector: wire::read_u8(bytes, offsets::SEGMENT_FIRST_SECTOR),
-            last_sector: wire::read_u8(bytes, offsets::SEGMENT_LAST_SECTOR),
-        };
+        let segment = Self::decode_unchecked(bytes);
         if segment.first_sector > segment.last_sector || segment.last_sector >= SECTORS_PER_PAGE {
             return Err(Malformation::BadSectorRange {
                 segment: index,
@@ -117,6 +113,29 @@ impl Segment {
             });
         }
         Ok(segment)
+    }
+
+    /// `first | last | (last - first)` (wrapping) of the segment's sector range: below
+    /// [`SECTORS_PER_PAGE`] (8, a power of two) exactly when `first <= last < 8`, the
+    /// check of [`decode`](Self::decode). If `first <= last < 8`, all three are below 8.
+    /// Otherwise either `first` or `last` is 8 or more, or `first > last` with both below
+    /// 8, and then `last - first` wraps to 249 or more. So an OR over many segments is
+    /// below 8 exactly when every one of them passes.
+    #[inline]
+    fn range_bits(bytes: &[u8; SEGMENT_SIZE]) -> u8 {
+        let first = wire::read_u8(bytes, offsets::SEGMENT_FIRST_SECTOR);
+        let last = wire::read_u8(bytes, offsets::SEGMENT_LAST_SECTOR);
+        first | last | last.wrapping_sub(first)
+    }
+
+    /// Decodes without checking: only for a segment [`decode`](Self::decode) accepted.
+    #[inline]
+    fn decode_unchecked(bytes: &[u8; SEGMENT_SIZE]) -> Self {
+        Self {
+            grant: wire::read_u32(bytes, offsets::SEGMENT_GRANT),
+            first_sector: wire::read_u8(bytes, offsets::SEGMENT_FIRST_SECTOR),
+            last_sector: wire::read_u8(bytes, offsets::SEGMENT_LAST_SECTOR),
+        }
     }
 
     #[inline]
@@ -263,6 +282,21 @@ impl BlkifRequest {
         bytes: &[u8; REQUEST_SIZE],
         minimum_segments: u8,
     ) -> Result<TransferRequest, Malformation> {
+        let mut request = TransferRequest::default();
+        Self::decode_transfer_into(bytes, minimum_segments, &mut request)?;
+        Ok(request)
+    }
+
+    /// Decodes a read/write/barrier/flush request into `request`, which holds a transfer
+    /// whose segments past its `segment_count` are zero (as every decoded one does): only
+    /// the segments used by either are written. Every check runs before `request` is
+    /// written, so a malformed request leaves it unchanged.
+    #[inline]
+    fn decode_transfer_into(
+        bytes: &[u8; REQUEST_SIZE],
+        minimum_segments: u8,
+        request: &mut TransferRequest,
+    ) -> Result<(), Malformation> {
         let segment_count = wire::read_u8(bytes, offsets::NR_SEGMENTS);
         if segment_count < minimum_segments || usize::from(segment_count) > MAX_SEGMENTS_PER_REQUEST
         {
@@ -270,21 +304,46 @@ impl BlkifRequest {
                 count: u16::from(segment_count),
             });
         }
-        let mut segments = [Segment::default(); MAX_SEGMENTS_PER_REQUEST];
-        for (index, segment) in segments
-            .iter_mut()
-            .enumerate()
-            .take(usize::from(segment_count))
-        {
-            *segment = Segment::decode(segment_bytes(bytes, index), index as u16)?;
+        let count = usize::from(segment_count);
+        // One verdict over every used segment, without a branch per segment (see
+        // `Segment::range_bits`); only a request with a bad range is checked again one
+        // segment at a time, to report the first bad one as `Segment::decode` does.
+        let mut range_bits = 0;
+        for index in 0..count {
+            range_bits |= Segment::range_bits(segment_bytes(bytes, index));
         }
-        Ok(TransferRequest {
-            handle: wire::read_u16(bytes, offsets::HANDLE),
+        if range_bits >= SECTORS_PER_PAGE {
+            for index in 0..count {
+                Segment::decode(segment_bytes(bytes, index), index as u16)?;
+            }
+        }
+        for (index, segment) in request.segments[..count].iter_mut().enumerate() {
+            *segment = Segment::decode_unchecked(segment_bytes(bytes, index));
+        }
+        // Segments past the count are zero: only those the previous request used may not be.
+        let previous = usize::from(request.segment_count).min(MAX_SEGMENTS_PER_REQUEST);
+        if previous > count {
+            request.segments[count..previous].fill(Segment::default());
+        }
+        request.handle = wire::read_u16(bytes, offsets::HANDLE);
+        request.id = wire::read_u64(bytes, offsets::ID);
+        request.sector_number = wire::read_u64(bytes, offsets::SECTOR_NUMBER);
+        request.segment_count = segment_count;
+        Ok(())
+    }
+
+    /// The answer-carrying error for a request that failed to decode.
+    #[inline]
+    fn malformed(
+        bytes: &[u8; REQUEST_SIZE],
+        operation: u8,
+        reason: Malformation,
+    ) -> MalformedEntry {
+        MalformedEntry {
             id: wire::read_u64(bytes, offsets::ID),
-            sector_number: wire::read_u64(bytes, offsets::SECTOR_NUMBER),
-            segment_count,
-            segments,
-        })
+            operation,
+            reason,
+        }
     }
 
     fn decode_indirect(bytes: &[u8; REQUEST_SIZE]) -> Result<IndirectRequest, Malformation> {
@@ -418,11 +477,33 @@ impl RingEntry for BlkifRequest {
             OPERATION_INDIRECT => Self::decode_indirect(bytes).map(Self::Indirect),
             _ => Err(Malformation::UnknownOperation),
         };
-        decoded.map_err(|reason| MalformedEntry {
-            id: wire::read_u64(bytes, offsets::ID),
-            operation,
-            reason,
-        })
+        decoded.map_err(|reason| Self::malformed(bytes, operation, reason))
+    }
+
+    /// A transfer decoded over a transfer of the same operation is rewritten in place:
+    /// its header, the segments the new request uses, and the segments only the old one
+    /// used (zeroed). Segments past the old `segment_count` are taken to be zero, as
+    /// [`TransferRequest::segments`] says and every decoded request has them. Anything
+    /// else is decoded whole.
+    #[inline]
+    fn decode_into(&mut self, bytes: &[u8]) -> Result<(), MalformedEntry> {
+        let bytes: &[u8; REQUEST_SIZE] = bytes[..REQUEST_SIZE]
+            .try_into()
+            .expect("sliced to REQUEST_SIZE");
+        let operation = wire::read_u8(bytes, offsets::OPERATION);
+        let (request, minimum_segments) = match (operation, &mut *self) {
+            (OPERATION_READ, Self::Read(request)) | (OPERATION_WRITE, Self::Write(request)) => {
+                (request, 1)
+            }
+            (OPERATION_WRITE_BARRIER, Self::WriteBarrier(request))
+            | (OPERATION_FLUSH_DISKCACHE, Self::FlushDiskCache(request)) => (request, 0),
+            _ => {
+                *self = Self::decode(bytes)?;
+                return Ok(());
+            }
+        };
+        Self::decode_transfer_into(bytes, minimum_segments, request)
+            .map_err(|reason| Self::malformed(bytes, operation, reason))
     }
 }
 
@@ -527,4 +608,125 @@ pub fn write_indirect_segment(
     segment.encode(&mut encoded);
     page.write_words(usize::from(index) * SEGMENT_SIZE, &encoded);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_bits_agree_with_the_segment_check() {
+        for first in 0..=u8::MAX {
+            for last in 0..=u8::MAX {
+                let mut bytes = [0u8; SEGMENT_SIZE];
+                bytes[offsets::SEGMENT_FIRST_SECTOR] = first;
+                bytes[offsets::SEGMENT_LAST_SECTOR] = last;
+                assert_eq!(
+                    Segment::range_bits(&bytes) < SECTORS_PER_PAGE,
+                    Segment::decode(&bytes, 0).is_ok(),
+                    "first {first} last {last}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_bad_sector_range_is_refused_with_its_segment() {
+        // The other segments' ranges vary too: a bad range must not hide behind good ones.
+        let goods = [(0, 0), (1, 6), (7, 7)].map(|(first_sector, last_sector)| Segment {
+            grant: 7,
+            first_sector,
+            last_sector,
+        });
+        for first in 0..=u8::MAX {
+            for last in 0..=u8::MAX {
+                for (index, good) in [0, 5, 10].into_iter().zip(goods) {
+                    let mut request = TransferRequest {
+                        id: 99,
+                        segment_count: 11,
+                        segments: [good; MAX_SEGMENTS_PER_REQUEST],
+                        ..TransferRequest::default()
+                    };
+                    request.segments[index].first_sector = first;
+                    request.segments[index].last_sector = last;
+                    let mut bytes = [0u8; REQUEST_SIZE];
+                    BlkifRequest::Read(request).encode(&mut bytes);
+                    let decoded = BlkifRequest::decode(&bytes);
+                    if first <= last && last < SECTORS_PER_PAGE {
+                        assert_eq!(decoded, Ok(BlkifRequest::Read(request)));
+                    } else {
+                        let reason = Malformation::BadSectorRange {
+                            segment: index as u16,
+                            first,
+                            last,
+                        };
+                        assert_eq!(
+                            decoded,
+                            Err(MalformedEntry {
+                                id: 99,
+                                operation: OPERATION_READ,
+                                reason,
+                            })
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// xorshift64: reproducible bytes without a dependency.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// A request slot whose fields land near the edges of what decoding accepts.
+    fn slot(state: &mut u64) -> [u8; REQUEST_SIZE] {
+        let mut bytes = [0u8; REQUEST_SIZE];
+        for byte in &mut bytes {
+            *byte = next(state) as u8;
+        }
+        bytes[offsets::OPERATION] = (next(state) % 8) as u8;
+        bytes[offsets::NR_SEGMENTS] = (next(state) % 14) as u8;
+        for index in 0..MAX_SEGMENTS_PER_REQUEST {
+            let start = offsets::SEGMENTS + index * SEGMENT_SIZE;
+            if next(state) % 16 != 0 {
+                let first = (next(state) % 8) as u8;
+                bytes[start + offsets::SEGMENT_FIRST_SECTOR] = first;
+                bytes[start + offsets::SEGMENT_LAST_SECTOR] = first + (next(state) % 8) as u8;
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn decoding_into_one_place_equals_decoding() {
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        let mut places = [
+            BlkifRequest::Read(TransferRequest::default()),
+            BlkifRequest::FlushDiskCache(TransferRequest::default()),
+            BlkifRequest::Discard(DiscardRequest::default()),
+        ];
+        let mut decoded = 0;
+        for _ in 0..100_000 {
+            let bytes = slot(&mut state);
+            let expected = BlkifRequest::decode(&bytes);
+            for place in &mut places {
+                let before = *place;
+                match place.decode_into(&bytes) {
+                    Ok(()) => {
+                        assert_eq!(Ok(*place), expected);
+                        decoded += 1;
+                    }
+                    Err(malformed) => {
+                        assert_eq!(Err(malformed), expected);
+                        assert_eq!(*place, before, "changed by a malformed request");
+                    }
+                }
+            }
+        }
+        assert!(decoded > 50_000, "too few valid requests: {decoded}");
+    }
 }

@@ -23,6 +23,21 @@ pub trait RingEntry: Sized {
     /// A [`MalformedEntry`] when the bytes do not form a valid entry; it carries what the
     /// backend needs to answer the request with an error.
     fn decode(bytes: &[u8]) -> Result<Self, MalformedEntry>;
+
+    /// Reads an entry from `bytes` into `self`, validating it exactly as
+    /// [`decode`](Self::decode) does, for a caller that decodes entry after entry into one
+    /// place: an entry type may then rewrite only what changed (blkif rewrites a transfer
+    /// over one of the same operation in place). On success `self` equals what `decode`
+    /// returns; on error `self` is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// The [`MalformedEntry`] that `decode` returns.
+    #[inline]
+    fn decode_into(&mut self, bytes: &[u8]) -> Result<(), MalformedEntry> {
+        *self = Self::decode(bytes)?;
+        Ok(())
+    }
 }
 
 /// A split-device protocol: which entries travel each way on one ring page.

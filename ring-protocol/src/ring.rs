@@ -78,13 +78,35 @@ pub(crate) fn read_entry<E: RingEntry>(
 ) -> Result<E, MalformedEntry> {
     let mut copy = [0u8; MAX_SLOT_SIZE];
     let copy = &mut copy[..E::SIZE];
-    let offset = slot_offset(index, ring_size, slot_size);
+    copy_slot(page, slot_offset(index, ring_size, slot_size), wide, copy);
+    E::decode(copy)
+}
+
+/// As [`read_entry`], decoding the copy into `entry` ([`RingEntry::decode_into`]): the
+/// slot is copied out of the page once, and `entry` is written only from that copy.
+#[inline]
+pub(crate) fn read_entry_into<E: RingEntry>(
+    page: &SharedPage<'_>,
+    index: u32,
+    ring_size: u32,
+    slot_size: usize,
+    wide: bool,
+    entry: &mut E,
+) -> Result<(), MalformedEntry> {
+    let mut copy = [0u8; MAX_SLOT_SIZE];
+    let copy = &mut copy[..E::SIZE];
+    copy_slot(page, slot_offset(index, ring_size, slot_size), wide, copy);
+    entry.decode_into(copy)
+}
+
+/// Copies the slot at `offset` into `copy`, in 64-bit words if `wide`, else 32-bit.
+#[inline]
+fn copy_slot(page: &SharedPage<'_>, offset: usize, wide: bool, copy: &mut [u8]) {
     if wide {
         page.read_double_words(offset, copy);
     } else {
         page.read_words(offset, copy);
     }
-    E::decode(copy)
 }
 
 /// Encodes `entry` into a zeroed private buffer (so padding is zero, XSA-216) and copies

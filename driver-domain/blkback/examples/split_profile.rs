@@ -81,9 +81,19 @@ fn main() {
     let (mut submitted, mut completed) = (0u64, 0u64);
     while completed < count {
         while submitted < count && front.in_flight() < 32 {
-            front
-                .submit_read_in_place(submitted * sectors, sectors as u32)
-                .expect("submit");
+            if write {
+                // Zero-copy write: lend the pool pages, then send them as they are.
+                let pages = front
+                    .take_pages(sectors.div_ceil(8) as usize)
+                    .expect("pages");
+                front
+                    .submit_write_pages(submitted * sectors, sectors as u32, pages)
+                    .expect("submit");
+            } else {
+                front
+                    .submit_read_in_place(submitted * sectors, sectors as u32)
+                    .expect("submit");
+            }
             submitted += 1;
         }
         let _ = front.publish().expect("publish");

@@ -3,13 +3,13 @@
 //! that breaks its ring is disconnected alone; everyone else keeps being served.
 
 use alloc::vec::Vec;
-use ring_protocol::blkif::{Blkif, BlkifResponse, STATUS_OKAY};
+use ring_protocol::blkif::{Blkif, BlkifRequest, BlkifResponse, TransferRequest, STATUS_OKAY};
 use ring_protocol::{Backend, MalformedEntry, RingError, SharedPage};
 use xen_abi::DomId;
 
 use crate::disk::VirtualDisk;
-use crate::executor::{BlockOperation, ExecuteError, Executor, GrantPolicy};
-use crate::request::{plan, status_of, Rejection, Work};
+use crate::executor::{BlockOperation, ExecuteError, Executor, GrantPolicy, SegmentTransfer};
+use crate::request::{plan, status_of, Rejection, SegmentList, Work};
 
 /// A frontend's place in the backend's table (stable for the backend's lifetime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,6 +101,28 @@ pub struct BlockBackend<'page, E: Executor> {
     connections: Vec<Connection<'page>>,
     /// Where the next round starts, so no frontend is always served first.
     next_start: usize,
+    /// The working lists of a round, empty between rounds; kept so that their
+    /// allocations (as large as the largest round so far) serve every round.
+    scratch: Scratch,
+}
+
+/// The lists [`BlockBackend::serve_round`] fills and empties again each round.
+#[derive(Default)]
+struct Scratch {
+    /// The requests taken this round, in order.
+    taken: Vec<Taken>,
+    /// Why each taken request without work is refused, in the same order.
+    refusals: Vec<RefusalReason>,
+    /// The segments of the round's valid transfers (each [`Work`] names its range).
+    segments: SegmentList,
+    /// The round's batch for the executor. Its lifetime is that of the segments it borrows
+    /// during a round; between rounds it is empty, and only its allocation is kept.
+    operations: Vec<BlockOperation<'static>>,
+    /// The executor's result of each operation of the batch.
+    results: Vec<Result<(), ExecuteError>>,
+    /// Domains whose frontends broke their rings this round: their kept grants go at
+    /// the end.
+    broken: Vec<DomId>,
 }
 
 impl<'page, E: Executor> BlockBackend<'page, E> {
@@ -111,6 +133,7 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
             physical_sector_count,
             connections: Vec::new(),
             next_start: 0,
+            scratch: Scratch::default(),
         }
     }
 
@@ -226,6 +249,9 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
     /// round go to the executor as one batch (the device may work on them together), then
     /// each frontend's responses are published and its request event re-armed when its
     /// ring is drained.
+    // Never inlined: a round is large and called from one place per integration, and a
+    // profile (examples/split_profile.rs) sees its cost as one function.
+    #[inline(never)]
     pub fn serve_round(&mut self, cap: u32) -> RoundReport {
         let cap = cap.max(1);
         let mut report = RoundReport::default();
@@ -235,51 +261,97 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
         }
         let start = self.next_start % count;
         self.next_start = (start + 1) % count;
-        let mut taken: Vec<Taken> = Vec::with_capacity(cap as usize * count);
-        // Frontends whose rings broke this round: their kept grants go at the end.
-        let mut broken: Vec<DomId> = Vec::new();
+        let Scratch {
+            taken,
+            refusals,
+            segments,
+            operations,
+            results,
+            broken,
+        } = &mut self.scratch;
         for offset in 0..count {
             let index = (start + offset) % count;
             let connection = &mut self.connections[index];
             connection.served_this_round = 0;
-            let first = taken.len();
-            if let Err(error) = take_requests(connection, index, cap, &mut taken) {
+            let first = (taken.len(), refusals.len(), segments.len());
+            let lists = Lists {
+                taken: &mut *taken,
+                refusals: &mut *refusals,
+                segments: &mut *segments,
+            };
+            if let Err(error) = take_requests(connection, cap, lists) {
                 // Broken ring: nothing it asked for is carried out or answered.
+                let (first, first_refusal, first_segment) = first;
                 taken.truncate(first);
+                refusals.truncate(first_refusal);
+                segments.truncate(first_segment);
                 connection.served_this_round = 0;
                 broken.push(connection.break_ring(error));
             }
         }
-        let results = execute(&mut self.executor, &self.connections, &taken);
-        for (entry, result) in taken.iter().zip(results) {
-            let connection = &mut self.connections[entry.connection];
-            let Some(ring) = connection.ring.as_mut() else {
-                continue;
-            };
-            let mut response = entry.response;
-            let mut reason = entry.reason;
-            if let Some(Err(failure)) = result {
-                response.status = status_of(Err(failure));
-                reason = Some(RefusalReason::Failed(failure));
-            }
-            if let Some(reason) = reason.filter(|_| response.status != STATUS_OKAY) {
-                report.refused.push(Refusal {
-                    frontend: FrontendId(entry.connection),
-                    id: response.id,
-                    operation: response.operation,
-                    status: response.status,
-                    reason,
-                });
-            }
-            if let Err(error) = ring.push_response(&response) {
-                broken.push(connection.break_ring(error));
-                continue;
-            }
-            connection.counters.requests_served += 1;
-            if response.status != STATUS_OKAY {
-                connection.counters.errors += 1;
+        // The taken requests are grouped by frontend, in the order served, each frontend's
+        // `served_this_round` long.
+        let mut batch = recycle(core::mem::take(operations));
+        let order = (0..count).map(|offset| (start + offset) % count);
+        execute(
+            &mut self.executor,
+            &self.connections,
+            order.clone(),
+            taken,
+            segments.as_slice(),
+            &mut batch,
+            results,
+        );
+        *operations = recycle(batch);
+        let mut entries = taken.iter();
+        let mut outcomes = results.iter();
+        let mut refusals_in_order = refusals.iter();
+        for index in order {
+            let connection = &mut self.connections[index];
+            let served = connection.served_this_round as usize;
+            for entry in entries.by_ref().take(served) {
+                // The executor's results for this request's operations, in order (none if
+                // it was refused before reaching the executor).
+                let (operation_count, refusal) = match &entry.work {
+                    Some(work) => (work.operation_count(), None),
+                    None => (0, refusals_in_order.next().copied()),
+                };
+                let failure = outcomes
+                    .by_ref()
+                    .take(operation_count)
+                    .fold(None, |failure, outcome| failure.or(outcome.err()));
+                let Some(ring) = connection.ring.as_mut() else {
+                    continue;
+                };
+                let mut response = entry.response;
+                let mut reason = refusal;
+                if let Some(failure) = failure {
+                    response.status = status_of(Err(failure));
+                    reason = Some(RefusalReason::Failed(failure));
+                }
+                if let Some(reason) = reason.filter(|_| response.status != STATUS_OKAY) {
+                    report.refused.push(Refusal {
+                        frontend: FrontendId(index),
+                        id: response.id,
+                        operation: response.operation,
+                        status: response.status,
+                        reason,
+                    });
+                }
+                if let Err(error) = ring.push_response(&response) {
+                    broken.push(connection.break_ring(error));
+                    continue;
+                }
+                connection.counters.requests_served += 1;
+                if response.status != STATUS_OKAY {
+                    connection.counters.errors += 1;
+                }
             }
         }
+        taken.clear();
+        refusals.clear();
+        segments.clear();
+        results.clear();
         for offset in 0..count {
             let index = (start + offset) % count;
             let connection = &mut self.connections[index];
@@ -297,7 +369,7 @@ impl<'page, E: Executor> BlockBackend<'page, E> {
                 Err(error) => broken.push(connection.break_ring(error)),
             }
         }
-        for domain in broken {
+        for domain in broken.drain(..) {
             self.executor.release_grants(domain);
         }
         report
@@ -321,57 +393,57 @@ struct Service {
 
 /// One request taken from a ring in this round, waiting for its answer.
 struct Taken {
-    /// Whose (index into the backend's table).
-    connection: usize,
     /// The answer if the executor is not involved or succeeds; its status is replaced by
     /// the executor's failure.
     response: BlkifResponse,
-    /// Why it is refused, if it already is.
-    reason: Option<RefusalReason>,
-    /// What the executor is to do (`None`: refused before reaching it).
+    /// What the executor is to do (`None`: refused before reaching it, for the reason
+    /// that is next in the round's list of refusals).
     work: Option<Work>,
 }
 
-/// Takes up to `cap` requests of one frontend, validating each.
+/// The lists of the round that [`take_requests`] appends to.
+struct Lists<'round> {
+    taken: &'round mut Vec<Taken>,
+    refusals: &'round mut Vec<RefusalReason>,
+    segments: &'round mut SegmentList,
+}
+
+/// Takes up to `cap` requests of one frontend, validating each: appends each to
+/// `lists.taken`, with its reason to `lists.refusals` if it is refused, and the segments
+/// of each valid transfer to `lists.segments`.
 ///
 /// # Errors
 ///
 /// A fatal ring error: the caller disconnects the frontend.
 fn take_requests(
     connection: &mut Connection<'_>,
-    index: usize,
     cap: u32,
-    taken: &mut Vec<Taken>,
+    lists: Lists<'_>,
 ) -> Result<(), RingError> {
     let Some(ring) = connection.ring.as_mut() else {
         return Ok(());
     };
+    // Each request is decoded into this one place (the ring rewrites only what changed),
+    // then validated from it.
+    let mut request = BlkifRequest::Read(TransferRequest::default());
     for _ in 0..cap {
-        let entry = match ring.next_request() {
-            Ok(None) => break,
-            Ok(Some(request)) => match plan(&request, &connection.disk) {
-                Ok(work) => Taken {
-                    connection: index,
-                    response: BlkifResponse::to(&request, STATUS_OKAY),
-                    reason: None,
-                    work: Some(work),
-                },
-                Err(rejection) => Taken {
-                    connection: index,
-                    response: BlkifResponse::to(&request, Rejection::status(rejection)),
-                    reason: Some(RefusalReason::Rejected(rejection)),
-                    work: None,
-                },
+        let (response, work) = match ring.next_request_into(&mut request) {
+            Ok(false) => break,
+            Ok(true) => match plan(&request, &connection.disk, lists.segments) {
+                Ok(work) => (BlkifResponse::to(&request, STATUS_OKAY), Some(work)),
+                Err(rejection) => {
+                    lists.refusals.push(RefusalReason::Rejected(rejection));
+                    let status = Rejection::status(rejection);
+                    (BlkifResponse::to(&request, status), None)
+                }
             },
-            Err(RingError::Malformed(malformed)) => Taken {
-                connection: index,
-                response: BlkifResponse::for_malformed(&malformed),
-                reason: Some(RefusalReason::Malformed(malformed)),
-                work: None,
-            },
+            Err(RingError::Malformed(malformed)) => {
+                lists.refusals.push(RefusalReason::Malformed(malformed));
+                (BlkifResponse::for_malformed(&malformed), None)
+            }
             Err(error) => return Err(error),
         };
-        taken.push(entry);
+        lists.taken.push(Taken { response, work });
         connection.served_this_round += 1;
     }
     Ok(())
@@ -385,64 +457,79 @@ fn finish_round(ring: &mut Backend<'_, Blkif>) -> Result<Service, RingError> {
     Ok(Service { notify, pending })
 }
 
-/// Has the executor carry out the round's work as one batch; per taken request, `None`
-/// if the executor was not involved, else the first failure of its operations.
-fn execute<E: Executor>(
+/// An empty operation list of any lifetime over the allocation of `operations`, which it
+/// empties: the round's batch borrows the round's segments, so the list kept between
+/// rounds cannot hold it, but its allocation can be reused. (Collecting a vector's
+/// `into_iter` reuses its allocation when the element layout is the same, as it is.)
+fn recycle<'to>(mut operations: Vec<BlockOperation<'_>>) -> Vec<BlockOperation<'to>> {
+    operations.clear();
+    // reason: the closure never runs (the list is empty); it only changes the lifetime.
+    #[allow(clippy::unnecessary_filter_map)]
+    operations.into_iter().filter_map(|_| None).collect()
+}
+
+/// Has the executor carry out the round's work as one batch: the operations of every
+/// taken request that reached it, in order, into `operations`, and their results into
+/// `results` (one per operation). `taken` holds the requests of the frontends in `order`,
+/// each frontend's `served_this_round` of them.
+fn execute<'work, E: Executor>(
     executor: &mut E,
     connections: &[Connection<'_>],
+    order: impl Iterator<Item = usize>,
     taken: &[Taken],
-) -> Vec<Option<Result<(), ExecuteError>>> {
-    let mut operations: Vec<BlockOperation<'_>> = Vec::with_capacity(taken.len());
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(taken.len());
-    for entry in taken {
-        let first = operations.len();
-        if let Some(work) = &entry.work {
-            let connection = &connections[entry.connection];
-            operations_of(work, connection.domain, connection.grants, &mut operations);
+    segments: &'work [SegmentTransfer],
+    operations: &mut Vec<BlockOperation<'work>>,
+    results: &mut Vec<Result<(), ExecuteError>>,
+) {
+    let mut entries = taken.iter();
+    for index in order {
+        let connection = &connections[index];
+        let served = connection.served_this_round as usize;
+        for entry in entries.by_ref().take(served) {
+            if let Some(work) = &entry.work {
+                operations_of(
+                    work,
+                    connection.domain,
+                    connection.grants,
+                    segments,
+                    operations,
+                );
+            }
         }
-        spans.push((first, operations.len()));
     }
-    let mut results = alloc::vec![Ok(()); operations.len()];
+    results.clear();
+    results.resize(operations.len(), Ok(()));
     if !operations.is_empty() {
-        executor.execute_batch(&operations, &mut results);
+        executor.execute_batch(operations, results);
     }
-    spans
-        .iter()
-        .map(|&(first, end)| {
-            (first != end).then(|| {
-                results[first..end]
-                    .iter()
-                    .copied()
-                    .find(Result::is_err)
-                    .unwrap_or(Ok(()))
-            })
-        })
-        .collect()
 }
 
 /// The executor's operations for one validated request (a write with a flush is two: the
-/// flush waits for the write, as [`Executor::execute_batch`] promises).
+/// flush waits for the write, as [`Executor::execute_batch`] promises); as many as
+/// [`Work::operation_count`] says.
+#[inline]
 fn operations_of<'work>(
-    work: &'work Work,
+    work: &Work,
     frontend: DomId,
     grants: GrantPolicy,
+    segments: &'work [SegmentTransfer],
     operations: &mut Vec<BlockOperation<'work>>,
 ) {
-    match work {
-        Work::Read(segments) => operations.push(BlockOperation::Read {
+    match *work {
+        Work::Read(range) => operations.push(BlockOperation::Read {
             frontend,
-            segments: segments.as_slice(),
+            segments: range.of(segments),
             grants,
         }),
-        Work::Write(segments) => operations.push(BlockOperation::Write {
+        Work::Write(range) => operations.push(BlockOperation::Write {
             frontend,
-            segments: segments.as_slice(),
+            segments: range.of(segments),
             grants,
         }),
-        Work::WriteThenFlush(segments) => {
+        Work::WriteThenFlush(range) => {
             operations.push(BlockOperation::Write {
                 frontend,
-                segments: segments.as_slice(),
+                segments: range.of(segments),
                 grants,
             });
             operations.push(BlockOperation::Flush);
@@ -453,9 +540,28 @@ fn operations_of<'work>(
             sector_count,
             secure,
         } => operations.push(BlockOperation::Discard {
-            physical_sector: *physical_sector,
-            sector_count: *sector_count,
-            secure: *secure,
+            physical_sector,
+            sector_count,
+            secure,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let segments = [SegmentTransfer::default()];
+        let mut operations: Vec<BlockOperation<'_>> = Vec::with_capacity(8);
+        operations.push(BlockOperation::Read {
+            frontend: DomId(1),
+            segments: &segments,
+            grants: GrantPolicy::Transient,
+        });
+        let kept: Vec<BlockOperation<'static>> = recycle(operations);
+        assert!(kept.is_empty());
+        assert!(kept.capacity() >= 8, "allocation lost: {}", kept.capacity());
     }
 }
