@@ -263,13 +263,16 @@ impl DeviceOp {
 #[derive(Clone, Copy, Debug)]
 pub struct Segment<'m> {
     address: u64,
-    length: usize,
-    writable: bool,
     /// The bus address of `address` when known from a grant mapping (0:
     /// not known here; `Hal::share` finds it, and the segment joins none).
     bus: u64,
+    length: u32,
+    writable: bool,
     owner: PhantomData<&'m ()>,
 }
+
+// Three words: a request's eleven are copied often enough to count.
+const _: () = assert!(core::mem::size_of::<Segment<'static>>() == 24);
 
 impl<'m> Segment<'m> {
     /// `length` bytes at `offset` of a granted page mapped in the grant
@@ -282,7 +285,8 @@ impl<'m> Segment<'m> {
             && grant::in_grant_window(mapping.address());
         fits.then(|| Segment {
             address: mapping.address() + offset as u64,
-            length,
+            // At most a page (checked above).
+            length: length as u32,
             writable: !mapping.readonly(),
             bus: match mapping.bus_address() {
                 0 => 0,
@@ -296,7 +300,8 @@ impl<'m> Segment<'m> {
     /// unless whole sectors inside the run.
     pub fn own(run: &'m PoolRun, length: usize) -> Option<Segment<'m>> {
         let fits = length > 0 && length % SECTOR_SIZE == 0 && length <= run.length();
-        fits.then_some(Segment {
+        let length = u32::try_from(length).ok().filter(|_| fits)?;
+        Some(Segment {
             address: run.address,
             length,
             writable: true,
@@ -313,13 +318,16 @@ impl<'m> Segment<'m> {
     /// keeps mapped, since each part was.
     pub fn join(&mut self, next: &Segment<'m>) -> bool {
         let follows = self.bus != 0
-            && next.bus == self.bus + self.length as u64
-            && next.address == self.address + self.length as u64
+            && next.bus == self.bus + u64::from(self.length)
+            && next.address == self.address + u64::from(self.length)
             && next.writable == self.writable;
-        if follows {
-            self.length += next.length;
+        match self.length.checked_add(next.length) {
+            Some(length) if follows => {
+                self.length = length;
+                true
+            }
+            _ => false,
         }
-        follows
     }
 }
 
@@ -543,14 +551,16 @@ fn buffers<'s>(
         let address = segment.address as *mut u8;
         if request.op == DeviceOp::Write {
             // SAFETY: a `Segment` is a checked range of memory its `'m`
-            // borrow keeps mapped; the device reads it and the CPU does not
-            // touch it while the request is in flight.
-            let _ = inputs.push(unsafe { core::slice::from_raw_parts(address, segment.length) });
+            // borrow keeps mapped (a joined one: neighbouring pages, each
+            // checked and kept mapped so); the device reads it and the CPU
+            // does not touch it while the request is in flight.
+            let _ = inputs
+                .push(unsafe { core::slice::from_raw_parts(address, segment.length as usize) });
         } else {
             // SAFETY: as above, mapped writable (checked at submission); the
             // device writes it, nothing else reads or writes it meanwhile.
-            let _ =
-                outputs.push(unsafe { core::slice::from_raw_parts_mut(address, segment.length) });
+            let _ = outputs
+                .push(unsafe { core::slice::from_raw_parts_mut(address, segment.length as usize) });
         }
     }
     let _ = outputs.push(&mut status[..]);
@@ -653,7 +663,7 @@ impl Drop for PoolRun {
 mod tests {
     use super::*;
 
-    fn granted(address: u64, length: usize, bus: u64, writable: bool) -> Segment<'static> {
+    fn granted(address: u64, length: u32, bus: u64, writable: bool) -> Segment<'static> {
         Segment {
             address,
             length,
@@ -671,7 +681,7 @@ mod tests {
         for page in 0..3 {
             let segment = granted(
                 0x8000_1000 + page * PAGE,
-                PAGE as usize,
+                PAGE as u32,
                 0x041a_0000 + page * PAGE,
                 true,
             );
@@ -679,20 +689,20 @@ mod tests {
         }
         assert_eq!(buffers.len(), 1);
         assert_eq!(buffers[0].address, 0x8000_1000);
-        assert_eq!(buffers[0].length, 3 * PAGE as usize);
+        assert_eq!(buffers[0].length, 3 * PAGE as u32);
     }
 
     #[test]
     fn anything_else_stays_a_buffer_of_its_own() {
-        let first = granted(0x8000_1000, PAGE as usize, 0x041a_0000, true);
+        let first = granted(0x8000_1000, PAGE as u32, 0x041a_0000, true);
         let cases = [
             (
                 "next in the window, before on the bus",
-                granted(0x8000_2000, PAGE as usize, 0x0419_f000, true),
+                granted(0x8000_2000, PAGE as u32, 0x0419_f000, true),
             ),
             (
                 "next on the bus, elsewhere in the window",
-                granted(0x8000_4000, PAGE as usize, 0x041a_1000, true),
+                granted(0x8000_4000, PAGE as u32, 0x041a_1000, true),
             ),
             (
                 "a gap inside the page",
@@ -700,21 +710,21 @@ mod tests {
             ),
             (
                 "read-only after writable",
-                granted(0x8000_2000, PAGE as usize, 0x041a_1000, false),
+                granted(0x8000_2000, PAGE as u32, 0x041a_1000, false),
             ),
             (
                 "no bus address known",
-                granted(0x8000_2000, PAGE as usize, 0, true),
+                granted(0x8000_2000, PAGE as u32, 0, true),
             ),
         ];
         for (what, next) in cases {
             let mut joined = first;
             assert!(!joined.join(&next), "{what}");
-            assert_eq!(joined.length, PAGE as usize, "{what}");
+            assert_eq!(joined.length, PAGE as u32, "{what}");
         }
-        let mut own = granted(0x8000_1000, PAGE as usize, 0, true);
+        let mut own = granted(0x8000_1000, PAGE as u32, 0, true);
         assert!(
-            !own.join(&granted(0x8000_2000, PAGE as usize, PAGE, true)),
+            !own.join(&granted(0x8000_2000, PAGE as u32, PAGE, true)),
             "a segment without a known bus address joins nothing"
         );
     }

@@ -4,7 +4,9 @@
 //! (blkfront, blkback, grants) against. Same sizes and order as the probe's
 //! `blk-bench`; requests go to the device [`DEPTH`] at a time, as blkback
 //! batches one frontend's requests (its cap per round), and one at a time
-//! for reference.
+//! for reference; all of that `bench-repeat=` times (1), for a median: when
+//! the device finishes, and so whether the domain blocks, depends on the
+//! host.
 
 use guest_runtime::time::{cancel_timer, sleep_ns};
 use guest_runtime::timestamp_counter;
@@ -26,14 +28,14 @@ pub const DEPTH: u64 = CAP_PER_ROUND as u64;
 const SETTLE_NS: u64 = 40_000_000_000;
 
 /// Runs the benchmark; `false` if it could not.
-pub fn direct(disk: &mut VirtioDisk, count: u64) -> bool {
+pub fn direct(disk: &mut VirtioDisk, count: u64, repeat: u64) -> bool {
     let Some(run) = PoolRun::take(PAGES) else {
         error!("driver: bench-direct: no {PAGES} contiguous DMA pages");
         return false;
     };
     let _ = sleep_ns(SETTLE_NS);
     let _ = cancel_timer();
-    for size in SIZES_SECTORS {
+    for size in (0..repeat).flat_map(|_| SIZES_SECTORS) {
         let length = size as usize * 512;
         for write in [true, false] {
             for depth in [DEPTH, 1] {

@@ -383,22 +383,26 @@ fn requests_from_kept<'k>(
         let Some(first) = segments.first() else {
             return false;
         };
-        let mut pieces = heapless::Vec::new();
+        // Built where it stays: a request is a few hundred bytes, and
+        // under `-icount` a copy costs an instruction per word.
+        requests.push(DeviceRequest {
+            op: DeviceOp::transfer(write),
+            sector: first.physical_sector,
+            segments: heapless::Vec::new(),
+        });
+        let Some(request) = requests.last_mut() else {
+            return false;
+        };
         for segment in segments {
             let piece = entry.get(segment.grant.0).and_then(|mapping| {
                 Segment::granted(mapping, segment.page_offset_bytes(), segment.length_bytes())
             });
             match piece {
-                Some(piece) if push_joined(&mut pieces, piece) => {}
+                Some(piece) if push_joined(&mut request.segments, piece) => {}
                 _ => return false,
             }
         }
-        joins += (segments.len() - pieces.len()) as u64;
-        requests.push(DeviceRequest {
-            op: DeviceOp::transfer(write),
-            sector: first.physical_sector,
-            segments: pieces,
-        });
+        joins += (segments.len() - request.segments.len()) as u64;
         origin.push(index);
     }
     *joined += joins;

@@ -10,7 +10,8 @@
 //! and removed (tests); without it the domain serves forever.
 //! `bench-direct=N` (with `exit-after=`): before powering off, times N
 //! sequential reads and writes of 4 KiB and 44 KiB straight from our own
-//! pages to the device, the baseline `make bench` compares blkfront with.
+//! pages to the device, the baseline `make bench` compares blkfront with;
+//! `bench-repeat=R` (1 to 20) does all of that R times.
 //! On the host this builds to a stub; the logic's tests run there.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
@@ -51,6 +52,14 @@ fn domain_main(info: &StartInfo) -> ShutdownReason {
         Some(Ok(count)) if count > 0 => Some(count),
         Some(_) => {
             error!("driver: bench-direct= wants a positive number");
+            return ShutdownReason::Crash;
+        }
+    };
+    let bench_repeat = match find(info.command_line(), "bench-repeat").map(str::parse::<u64>) {
+        None => 1,
+        Some(Ok(repeat)) if (1..=20).contains(&repeat) => repeat,
+        Some(_) => {
+            error!("driver: bench-repeat= wants a number from 1 to 20");
             return ShutdownReason::Crash;
         }
     };
@@ -124,7 +133,9 @@ fn domain_main(info: &StartInfo) -> ShutdownReason {
     let mut server = Server::new(info.domid.into(), store, store_port, disk);
     match server.run(exit_after) {
         Ok(()) => match bench_direct {
-            Some(count) if !bench::direct(server.disk_mut(), count) => ShutdownReason::Crash,
+            Some(count) if !bench::direct(server.disk_mut(), count, bench_repeat) => {
+                ShutdownReason::Crash
+            }
             _ => ShutdownReason::Poweroff,
         },
         Err(problem) => {

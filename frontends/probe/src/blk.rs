@@ -437,13 +437,15 @@ const BENCH_PAGES_PER_REQUEST: usize = 11;
 /// nothing to skip ahead to while the machine waits for the disk.
 const SETTLE_NS: u64 = 40_000_000_000;
 
-/// `action=blk-bench [id=] [count=] [depth=] [persistent=]`: connects like
+/// `action=blk-bench [id=] [count=] [depth=] [persistent=] [repeat=]`: connects like
 /// `blk-pattern` (persistent grants when the backend offers them, unless
 /// `persistent=0`), zeroes (and in persistent mode grants) its data pages,
 /// lets every pending deadline pass, then for each size of [`BENCH_SIZES_SECTORS`] writes and then
 /// reads `count` requests, keeping up to `depth` (32) in flight, and logs
 /// the instructions each pass took (`rdtsc` under
-/// `-icount shift=0,sleep=off`) and how often it blocked.
+/// `-icount shift=0,sleep=off`) and how often it blocked; all of that
+/// `repeat` times (1), for a median: when the device finishes, and so
+/// how often a domain blocks, depends on the host.
 ///
 /// It uses blkfront's zero-copy API, like the driver's own benchmark uses
 /// its DMA pages: a write sends pool pages as they are (not filled per
@@ -452,11 +454,12 @@ const SETTLE_NS: u64 = 40_000_000_000;
 /// when no response is ready (the response event armed).
 pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
     const WHAT: &str = "blk-bench";
-    let (Some(id), Some(count), Some(depth), Some(want_persistent)) = (
+    let (Some(id), Some(count), Some(depth), Some(want_persistent), Some(repeat)) = (
         optional(info, "id", 51712, 0, 0xffff_ffff),
         optional(info, "count", 64, 1, 1_000_000),
         optional(info, "depth", BENCH_MAX_DEPTH, 1, BENCH_MAX_DEPTH),
         optional(info, "persistent", 1, 0, 1),
+        optional(info, "repeat", 1, 1, 20),
     ) else {
         return ShutdownReason::Crash;
     };
@@ -538,7 +541,7 @@ pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
     let _ = guest_runtime::time::sleep_ns(SETTLE_NS);
     let _ = guest_runtime::time::cancel_timer();
     let mut outcome = true;
-    for size in BENCH_SIZES_SECTORS {
+    for size in (0..repeat).flat_map(|_| BENCH_SIZES_SECTORS) {
         let pages_per_request = (size as usize).div_ceil(8);
         for write in [true, false] {
             let started = guest_runtime::timestamp_counter();
