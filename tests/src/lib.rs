@@ -85,6 +85,11 @@ pub fn qemu_command(image: &Path, command_line: &str, bundle: Option<&Path>, con
 pub fn qemu_command_with(image: &Path, command_line: &str, bundle: Option<&Path>, console: Console, extra: &[&str]) -> Command {
     let mut command = Command::new(QEMU);
     command.args(extra);
+    // QEMU_EXTRA: more arguments for every boot, split at spaces (e.g. a TCG
+    // plugin to profile a benchmark: see BENCHMARKS.md).
+    if let Some(more) = std::env::var_os("QEMU_EXTRA") {
+        command.args(more.to_string_lossy().split_whitespace());
+    }
     command
         .args(["-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "512M", "-smp", "1"])
         .args(["-display", "none", "-no-reboot", "-nodefaults"])
