@@ -527,7 +527,7 @@ pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
                 warmed += 1;
             }
             Ok(None) => {
-                if let Err(errno) = link.events.wait_for(&PortSet::of(channel)) {
+                if let Err(errno) = link.events.wait_for_port(channel) {
                     return fail("warming up", errno);
                 }
             }
@@ -589,7 +589,7 @@ pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
                     waits += 1;
                     // No deadline: nothing may be armed while timing.
                     let blocked = guest_runtime::timestamp_counter();
-                    if let Err(errno) = link.events.wait_for(&PortSet::of(channel)) {
+                    if let Err(errno) = link.events.wait_for_port(channel) {
                         return fail("waiting", errno);
                     }
                     waited += guest_runtime::timestamp_counter().wrapping_sub(blocked);
