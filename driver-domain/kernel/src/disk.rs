@@ -235,19 +235,25 @@ impl VirtioDisk {
     ) -> Result<(), String> {
         let length = size_sectors as usize * arch::SECTOR_SIZE;
         let segment = Segment::own(run, length).ok_or("the run is too small")?;
-        let requests: Vec<DeviceRequest<'_>> = (0..count as u64)
-            .map(|index| DeviceRequest {
-                op: DeviceOp::transfer(write),
-                sector: first + index * size_sectors,
-                segments: core::iter::once(segment).collect(),
-            })
-            .collect();
-        let mut results = alloc::vec![Ok(()); count];
+        // The split path's vectors live from batch to batch; so do these,
+        // or the baseline would pay the allocator per batch.
+        let mut requests = recycle(core::mem::take(&mut self.scratch.requests));
+        requests.extend((0..count as u64).map(|index| DeviceRequest {
+            op: DeviceOp::transfer(write),
+            sector: first + index * size_sectors,
+            segments: core::iter::once(segment).collect(),
+        }));
+        let mut results = core::mem::take(&mut self.scratch.results);
+        results.clear();
+        results.resize(count, Ok(()));
         self.run(&requests, &mut results);
-        match results.iter().find(|result| result.is_err()) {
+        let outcome = match results.iter().find(|result| result.is_err()) {
             Some(Err(problem)) => Err(format!("{problem}")),
             _ => Ok(()),
-        }
+        };
+        self.scratch.requests = recycle(requests);
+        self.scratch.results = results;
+        outcome
     }
 
     /// Unmaps `mappings`, keeping any that will not go.

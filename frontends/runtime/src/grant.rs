@@ -332,6 +332,7 @@ impl Mapping {
 }
 
 /// Whether `address` is a page of the grant window.
+#[inline]
 pub fn in_grant_window(address: u64) -> bool {
     address % PAGE_SIZE == 0 && (GRANT_WINDOW_BASE..GRANT_WINDOW_BASE + GRANT_WINDOW_PAGES * PAGE_SIZE).contains(&address)
 }

@@ -4,7 +4,8 @@
 //! is. Prints a table and writes it into `BENCHMARKS.md` between its markers.
 //!
 //! Usage: `qemu-bench [--no-write] [--block-only]`; `QEMU_BENCH_BLOCK_LOG=<file>`
-//! keeps the block benchmark's machine log.
+//! keeps the block benchmark's machine log. `qemu-bench --profile-block
+//! PLUGIN` profiles the block paths instead, with tests/profile/tbprof.c.
 
 use std::time::Duration;
 
@@ -227,27 +228,74 @@ impl Passes {
     }
 }
 
-/// Boots the driver domain with a virtio-blk disk and a guest running
-/// `blk-bench`; the driver then times the same requests directly
-/// (`bench-direct=`). Returns one row per operation and size.
-fn block_figures() -> Vec<BlockRow> {
+/// The block benchmark's machine over the disk image `image`: the driver
+/// domain with `driver` on its command line, a guest running `blk-bench`
+/// with `guest`.
+fn block_machine(image: &std::path::Path, driver: &str, guest: &str) -> Machine {
+    Machine::new("on_idle=poweroff loglvl=warning")
+        .virtio_disk(image)
+        .domain(DomainConfig::agent(&format!("devices=vbd:3:2:51712:0+{}:w until=alone", BLOCK_IMAGE_BYTES / 512)))
+        .domain(
+            DomainConfig { kernel: "driver".into(), memory_mib: 16, ..DomainConfig::probe("driver", &format!("exit-after=1 {driver}")) }
+                .label("driver_t")
+                .pci(&["00:03.0"]),
+        )
+        .domain(DomainConfig::probe("guest", &format!("action=blk-bench {guest}")).label("banking_t"))
+}
+
+/// A fresh zeroed disk image for one benchmark run.
+fn block_image() -> std::path::PathBuf {
     let directory = workspace_root().join("target").join("test-disks");
     std::fs::create_dir_all(&directory).unwrap_or_else(|error| panic!("{}: {error}", directory.display()));
     let image = directory.join(format!("bench-{}.img", std::process::id()));
     std::fs::write(&image, vec![0u8; BLOCK_IMAGE_BYTES]).unwrap_or_else(|error| panic!("{}: {error}", image.display()));
-    let machine = Machine::new("on_idle=poweroff loglvl=warning")
-        .virtio_disk(&image)
-        .domain(DomainConfig::agent(&format!("devices=vbd:3:2:51712:0+{}:w until=alone", BLOCK_IMAGE_BYTES / 512)))
-        .domain(
-            DomainConfig {
-                kernel: "driver".into(),
-                memory_mib: 16,
-                ..DomainConfig::probe("driver", &format!("exit-after=1 bench-direct={BLOCK_REQUESTS} bench-repeat={BLOCK_PASSES}"))
-            }
-            .label("driver_t")
-            .pci(&["00:03.0"]),
-        )
-        .domain(DomainConfig::probe("guest", &format!("action=blk-bench count={BLOCK_REQUESTS} repeat={BLOCK_PASSES}")).label("banking_t"));
+    image
+}
+
+/// `--profile-block PLUGIN`: three boots with the `tbprof` plugin
+/// (tests/profile/tbprof.c): the split path alone, the direct path alone,
+/// and a base machine doing (almost) neither, each profile written to
+/// `target/profile-{split,direct,base}.out`; then prints how to read them.
+fn profile_block(plugin: &str) {
+    const PASSES: u64 = 10;
+    let runs = [
+        ("split", String::new(), format!("count={BLOCK_REQUESTS} repeat={PASSES}")),
+        ("direct", format!("bench-direct={BLOCK_REQUESTS} bench-repeat={PASSES}"), "count=1".to_string()),
+        ("base", String::new(), "count=1".to_string()),
+    ];
+    let target = workspace_root().join("target");
+    for (name, driver, guest) in &runs {
+        let image = block_image();
+        let machine = block_machine(&image, driver, guest);
+        let bundle = machine.bundle();
+        let out = target.join(format!("profile-{name}.out"));
+        let plugin_argument = format!("{plugin},out={}", out.display());
+        let mut extra: Vec<&str> = machine.qemu.iter().map(String::as_str).collect();
+        extra.extend(ICOUNT);
+        extra.extend(["-plugin", plugin_argument.as_str()]);
+        eprintln!("qemu-bench: profiling the {name} machine into {}", out.display());
+        let boot = boot_image_with(build_images(), &machine.command_line, Some(&bundle), Duration::from_secs(600), &extra);
+        let _ = std::fs::remove_file(&image);
+        boot.expect_outcome(Outcome::PoweredOff);
+    }
+    let images = target.join("images/x86_64-unknown-none/release");
+    let binaries = format!("xen={0}/xen-core driver={0}/driver probe={0}/probe agent={0}/agent", images.display());
+    println!("Per split request (4 sizes and directions, {PASSES} passes of {BLOCK_REQUESTS} each):");
+    println!("  python3 tests/profile/attribute.py target/profile-split.out --base target/profile-base.out --per {} {binaries}", 4 * PASSES * BLOCK_REQUESTS);
+    println!("Per direct request (half of them one at a time):");
+    println!("  python3 tests/profile/attribute.py target/profile-direct.out --base target/profile-base.out --per {} {binaries}", 8 * PASSES * BLOCK_REQUESTS);
+}
+
+/// Boots the driver domain with a virtio-blk disk and a guest running
+/// `blk-bench`; the driver then times the same requests directly
+/// (`bench-direct=`). Returns one row per operation and size.
+fn block_figures() -> Vec<BlockRow> {
+    let image = block_image();
+    let machine = block_machine(
+        &image,
+        &format!("bench-direct={BLOCK_REQUESTS} bench-repeat={BLOCK_PASSES}"),
+        &format!("count={BLOCK_REQUESTS} repeat={BLOCK_PASSES}"),
+    );
     let bundle = machine.bundle();
     let mut extra: Vec<&str> = machine.qemu.iter().map(String::as_str).collect();
     extra.extend(ICOUNT);
@@ -373,6 +421,11 @@ domain looks, and so whether it blocks, depends on the host; hence the medians.\
 
 fn main() {
     let write = !std::env::args().any(|argument| argument == "--no-write");
+    let arguments: Vec<String> = std::env::args().collect();
+    if let Some(plugin) = arguments.iter().position(|argument| argument == "--profile-block").and_then(|at| arguments.get(at + 1)) {
+        profile_block(plugin);
+        return;
+    }
     if std::env::args().any(|argument| argument == "--block-only") {
         println!("{}", block_table(&block_figures()));
         return;
