@@ -3,7 +3,7 @@
 //! instructions and every run gives the same numbers however busy the host
 //! is. Prints a table and writes it into `BENCHMARKS.md` between its markers.
 //!
-//! Usage: `qemu-bench [--no-write] [--block-only]`; `QEMU_BENCH_BLOCK_LOG=<file>`
+//! Usage: `qemu-bench [--no-write] [--block-only | --ring-only]`; `QEMU_BENCH_BLOCK_LOG=<file>`
 //! keeps the block benchmark's machine log. `qemu-bench --profile-block
 //! PLUGIN` profiles the block paths instead, with tests/profile/tbprof.c.
 
@@ -286,6 +286,21 @@ fn profile_block(plugin: &str) {
     println!("  python3 tests/profile/attribute.py target/profile-direct.out --base target/profile-base.out --per {} {binaries}", 8 * PASSES * BLOCK_REQUESTS);
 }
 
+/// Round trips of the ring benchmark.
+const RING: u64 = 100_000;
+
+/// Requests per million instructions over a blkif ring between two domains.
+fn ring_figure() -> u64 {
+    let ring = figures(
+        vec![
+            DomainConfig::probe("front", &format!("action=ring-front back=2 count={RING} ref=8 timeout_ms=600000")),
+            DomainConfig::probe("back", &format!("action=ring-back front=1 port=1 ref=8 count={RING} timeout_ms=600000")),
+        ],
+        "bench: ring ",
+    );
+    ring[0] * 1_000_000 / ring[1].max(1)
+}
+
 /// Boots the driver domain with a virtio-blk disk and a guest running
 /// `blk-bench`; the driver then times the same requests directly
 /// (`bench-direct=`). Returns one row per operation and size.
@@ -426,6 +441,10 @@ fn main() {
         profile_block(plugin);
         return;
     }
+    if std::env::args().any(|argument| argument == "--ring-only") {
+        println!("ring between two domains: {} requests per million instructions", ring_figure());
+        return;
+    }
     if std::env::args().any(|argument| argument == "--block-only") {
         println!("{}", block_table(&block_figures()));
         return;
@@ -460,15 +479,7 @@ fn main() {
     let percent = |with: u64, without: u64| (with as f64 - without as f64) * 100.0 / without.max(1) as f64;
     let ping_cost = percent(ping, ping_without);
     let map_cost = percent(map_unmap, map_unmap_without);
-    const RING: u64 = 100_000;
-    let ring = figures(
-        vec![
-            DomainConfig::probe("front", &format!("action=ring-front back=2 count={RING} ref=8 timeout_ms=600000")),
-            DomainConfig::probe("back", &format!("action=ring-back front=1 port=1 ref=8 count={RING} timeout_ms=600000")),
-        ],
-        "bench: ring ",
-    );
-    let ring_per_million = ring[0] * 1_000_000 / ring[1].max(1);
+    let ring_per_million = ring_figure();
     let table = format!(
         "{START}\n\
 ## Hypercall round trip (QEMU TCG, `-icount shift=0,sleep=off`)\n\n\
