@@ -8,7 +8,9 @@ to the function around it.
     python3 tests/profile/attribute.py PROFILE [--base BASE] [--per N] [--top K] NAME=ELF...
 
 --base subtracts a second profile (the same machine doing less: what is left
-is the work in between); --per divides by a count (requests, calls). See
+is the work in between); --per divides by a count (requests, calls);
+--blocks TEXT lists, for the functions whose name contains TEXT, each block's
+address, instructions and executions (to read against `objdump -d`). See
 BENCHMARKS.md, "Profiling a benchmark".
 """
 import argparse
@@ -52,9 +54,12 @@ def function_at(elf, vaddr):
     return symbols[index][1] if index >= 0 else '?'
 
 
-def charge(profile, elves):
-    """Instructions per (binary, function), and in all."""
+def charge(profile, elves, blocks=None):
+    """Instructions per (binary, function); and per block of the functions
+    whose name contains `blocks`, into a second counter."""
     by_function = collections.Counter()
+    by_block = collections.Counter()
+    sizes = {}
     names = {}
     for line in open(profile):
         if line.startswith('#'):
@@ -66,7 +71,10 @@ def charge(profile, elves):
         if key not in names:
             names[key] = function_at(elves[owner], vaddr) if owner != '?' else '?'
         by_function[(owner, names[key])] += count
-    return by_function
+        if blocks and blocks in names[key]:
+            by_block[(owner, names[key], vaddr)] += count
+            sizes[(owner, names[key], vaddr)] = int(line.split()[2])
+    return by_function, by_block, sizes
 
 
 def main():
@@ -76,14 +84,17 @@ def main():
     parser.add_argument('--base', help='a profile to subtract')
     parser.add_argument('--per', type=float, default=1.0, help='divide every figure by this')
     parser.add_argument('--top', type=int, default=40)
+    parser.add_argument('--blocks', metavar='TEXT', help='list the blocks of the functions whose name contains TEXT')
     arguments = parser.parse_args()
     elves = {}
     for binary in arguments.binaries:
         name, _, path = binary.partition('=')
         elves[name] = load_elf(path)
-    counts = charge(arguments.profile, elves)
+    counts, blocks, sizes = charge(arguments.profile, elves, arguments.blocks)
     if arguments.base:
-        counts.subtract(charge(arguments.base, elves))
+        base_counts, base_blocks, _ = charge(arguments.base, elves, arguments.blocks)
+        counts.subtract(base_counts)
+        blocks.subtract(base_blocks)
     total = sum(counts.values())
     print(f'{total / arguments.per:12.1f}  in all')
     by_binary = collections.Counter()
@@ -94,6 +105,13 @@ def main():
     print()
     for (owner, function), count in counts.most_common(arguments.top):
         print(f'{count / arguments.per:12.1f}  {owner:8s} {function[:140]}')
+    if arguments.blocks:
+        print()
+        for key in sorted(blocks):
+            count = blocks[key] / arguments.per
+            if abs(count) >= 0.5:
+                owner, function, vaddr = key
+                print(f'{vaddr:x} {count:10.1f} instructions {count / sizes[key]:8.2f} runs  {owner} {function[:80]}')
 
 
 if __name__ == '__main__':
