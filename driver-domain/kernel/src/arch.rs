@@ -476,18 +476,20 @@ impl Blk {
         } else {
             request.sector
         };
-        let dma = &mut self.slots[slot];
+        let Blk { queue, slots, .. } = self;
+        let dma = &mut slots[slot];
         dma.header[..4].copy_from_slice(&kind.to_le_bytes());
         dma.header[4..8].fill(0);
         dma.header[8..].copy_from_slice(&sector.to_le_bytes());
         dma.status[0] = STATUS_UNSET;
-        let (inputs, mut outputs) = buffers(dma, request);
         // SAFETY: `add`'s contract: the buffers stay valid and untouched
         // until `pop_used` returns this token. The header and status are
         // this slot's, which stays busy (never rewritten) until then; the
         // segments' memory is borrowed for `'m` by the batch, and
         // `run_batch` does not return while a request is in flight.
-        let token = unsafe { self.queue.add(&inputs, &mut outputs) }?;
+        let token = with_buffers(dma, request, |inputs, outputs| unsafe {
+            queue.add(inputs, outputs)
+        })?;
         self.busy[slot] = Some((index, token));
         Ok(())
     }
@@ -506,14 +508,11 @@ impl Blk {
         let request = &requests[index];
         let Blk { queue, slots, .. } = self;
         let dma = &mut slots[slot];
-        let (inputs, outputs) = buffers(dma, request);
-        // `pop_used` ties the lists' borrow to their elements' lifetime:
-        // lists with no drop glue let that borrow last (nothing is leaked,
-        // they hold references only).
-        let (inputs, mut outputs) = (ManuallyDrop::new(inputs), ManuallyDrop::new(outputs));
         // SAFETY: the buffers this token was added with (rebuilt from the
         // same request and slot), as `pop_used` requires.
-        let popped = unsafe { queue.pop_used(token, &inputs, &mut outputs) };
+        let popped = with_buffers(dma, request, |inputs, outputs| unsafe {
+            queue.pop_used(token, inputs, outputs)
+        });
         let status = dma.status[0];
         self.busy[slot] = None;
         let result = popped.and(match status {
@@ -533,18 +532,60 @@ impl Blk {
     }
 }
 
-/// The queue's input (device-readable) and output (device-writable)
-/// buffers of `request` in slot `dma`.
-#[allow(clippy::type_complexity)] // reason: the two lists `VirtQueue::add` takes
+/// A list of buffers `VirtQueue::add` takes: a header or status and up to
+/// eleven data buffers.
+type Buffers<T> = heapless::Vec<T, { MAX_SEGMENTS + 1 }>;
+
+/// Calls `f` with the input (device-readable) and output (device-writable)
+/// buffers of `request` in slot `dma`, as `VirtQueue::add` and `pop_used`
+/// take them. A request of at most one data buffer (the usual case, a
+/// request's neighbouring pages being joined) passes arrays of just its
+/// buffers; a longer one, lists of up to twelve. Under `-icount` each
+/// copy or zeroing of a list costs an instruction per word: returning two
+/// lists cost six copies of 200 bytes a request, building them in place
+/// four zeroings.
+fn with_buffers<R>(
+    dma: &mut DmaSlot,
+    request: &DeviceRequest<'_>,
+    f: impl for<'a> FnOnce(&'a [&'a [u8]], &'a mut [&'a mut [u8]]) -> R,
+) -> R {
+    match request.segments.as_slice() {
+        [] => f(&[&dma.header[..]], &mut [&mut dma.status[..]]),
+        [segment] => {
+            let address = segment.address as *mut u8;
+            let length = segment.length as usize;
+            if request.op == DeviceOp::Write {
+                // SAFETY: as in `buffers`: a checked range its `'m` borrow
+                // keeps mapped, which the CPU does not touch meanwhile.
+                let data = unsafe { core::slice::from_raw_parts(address, length) };
+                f(&[&dma.header[..], data], &mut [&mut dma.status[..]])
+            } else {
+                // SAFETY: as in `buffers`, mapped writable (checked at
+                // submission).
+                let data = unsafe { core::slice::from_raw_parts_mut(address, length) };
+                f(&[&dma.header[..]], &mut [data, &mut dma.status[..]])
+            }
+        }
+        _ => {
+            // `pop_used` ties the lists' borrow to their elements' lifetime:
+            // lists with no drop glue let that borrow last (nothing is
+            // leaked, they hold references only).
+            let mut inputs = ManuallyDrop::new(Buffers::new());
+            let mut outputs = ManuallyDrop::new(Buffers::new());
+            buffers(dma, request, &mut inputs, &mut outputs);
+            f(&inputs, &mut outputs)
+        }
+    }
+}
+
+/// Fills `inputs` (device-readable) and `outputs` (device-writable), both
+/// empty, with the buffers of `request` in slot `dma`.
 fn buffers<'s>(
     dma: &'s mut DmaSlot,
     request: &DeviceRequest<'_>,
-) -> (
-    heapless::Vec<&'s [u8], { MAX_SEGMENTS + 1 }>,
-    heapless::Vec<&'s mut [u8], { MAX_SEGMENTS + 1 }>,
+    inputs: &mut Buffers<&'s [u8]>,
+    outputs: &mut Buffers<&'s mut [u8]>,
 ) {
-    let mut inputs: heapless::Vec<&'s [u8], { MAX_SEGMENTS + 1 }> = heapless::Vec::new();
-    let mut outputs: heapless::Vec<&'s mut [u8], { MAX_SEGMENTS + 1 }> = heapless::Vec::new();
     let DmaSlot { header, status } = dma;
     let _ = inputs.push(&header[..]);
     for segment in &request.segments {
@@ -564,7 +605,6 @@ fn buffers<'s>(
         }
     }
     let _ = outputs.push(&mut status[..]);
-    (inputs, outputs)
 }
 
 /// Carries out every request of `requests` (as many in flight as the queue
