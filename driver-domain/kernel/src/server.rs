@@ -147,7 +147,13 @@ impl Server {
                 // events: take those before serving or sleeping.
                 continue;
             }
-            self.serve();
+            if self.serve() {
+                // Disconnecting a broken ring made store calls, which may
+                // have queued watch events (the frontend answering at once)
+                // and used up the store port's notification of them: take
+                // them before sleeping, or nothing wakes us for them.
+                continue;
+            }
             if exit_after.is_some_and(|count| self.finished >= count)
                 && self.devices.iter().all(|vbd| vbd.ring.is_none())
             {
@@ -189,7 +195,11 @@ impl Server {
     /// Serves every ring until none has requests waiting, notifying
     /// frontends as their responses require; a ring the frontend broke is
     /// closed.
-    fn serve(&mut self) {
+    ///
+    /// Returns whether it made store calls (stepping a broken ring's
+    /// device), after which queued watch events must be taken.
+    fn serve(&mut self) -> bool {
+        let mut stepped = false;
         loop {
             let started = guest_runtime::timestamp_counter();
             let report = self.backend.serve_round(CAP_PER_ROUND);
@@ -245,9 +255,10 @@ impl Server {
                     self.devices[index].name()
                 );
                 self.step(index);
+                stepped = true;
             }
             if !report.more_pending {
-                return;
+                return stepped;
             }
         }
     }
