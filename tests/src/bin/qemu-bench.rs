@@ -415,21 +415,21 @@ latency and DMA are free on both sides). Goal: split within 10% of direct.\n\n\
     }
     text.push_str(
         "\nWhy 10% is out of reach in this measure: under `-icount` the device's latency and DMA cost\n\
-nothing, so the direct path is only the driver's own CPU work, about 1,700 instructions a request\n\
-queued 16 at a time. The split path does that work too, and on top of it a second ring protocol:\n\
-blkfront builds a blkif request, blkback copies it out and validates it against the extent, answers,\n\
-and blkfront checks the answer against its table. That part alone, with a no-op executor, is about\n\
-1,000 instructions a 4 KiB read and 1,900 a 44 KiB one on the host (`cargo build --release -p\n\
-blkback --example split_profile`, then `valgrind --tool=callgrind\n\
-target/release/examples/split_profile 4096 2560`): 60% of the direct path at 4 KiB, more than all\n\
-of it at 44 KiB, where each of the 11 segments is built, checked and mapped to its page (about 90\n\
-instructions a segment on the host, as much again in the driver). Each round also blocks and wakes\n\
-two domains where the direct path blocks one. Neighbouring granted pages reach the device as one\n\
-buffer, as the direct path's one run does (blkback's exit line counts the segments joined), and no\n\
-grant hypercall is left in steady state. Rounds of 32 (and the direct path 32 deep) leave the\n\
-ratios as they are. Xen's 12% (2006) was throughput on a real device, whose time both paths share.\n\
-Unlike the hypercall figures these do not repeat exactly: whether the device has finished before a\n\
-domain looks, and so whether it blocks, depends on the host; hence the medians.\n",
+nothing, so the direct path is only the driver's own CPU work, about 1,100 instructions a request\n\
+queued 16 at a time, most of it virtio-drivers' queue. The split path does that work too, and on\n\
+top of it a second ring protocol: blkfront builds a blkif request and checks the answer, blkback\n\
+copies the request out, validates it against the extent and answers, the driver finds each\n\
+segment's kept grant; and each round wakes two domains where the direct path wakes one. The\n\
+profile (`qemu-bench --profile-block`, see \"Profiling a benchmark\" below) charges a split request,\n\
+over the four kinds, about 470 instructions to blkback's intake, 420 to the driver's grant\n\
+look-ups, 365 to blkfront's request and 130 to its answer: together more than the whole direct\n\
+path, and most of it per segment (about 150 instructions for each of a 44 KiB request's 11, where\n\
+the direct path moves one buffer). Neighbouring granted pages do reach the device as one buffer\n\
+(blkback's exit line counts the segments joined), no grant hypercall is left in steady state, and\n\
+rounds of 32 (the direct path 32 deep) leave the ratios as they are. Xen's 12% (2006) was\n\
+throughput on a real device, whose time both paths share. Unlike the hypercall figures these do\n\
+not repeat exactly: whether the device has finished before a domain looks, and so whether it\n\
+blocks, depends on the host; hence the medians.\n",
     );
     text
 }
