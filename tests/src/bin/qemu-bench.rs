@@ -514,6 +514,10 @@ in front of the policy's binary search (without the cache the hook added 8-12%).
 |---|---:|---:|---:|\n\
 | event-channel ping-pong | {ping} | {ping_without} | {ping_cost:.1}% |\n\
 | grant map + unmap | {map_unmap} | {map_unmap_without} | {map_cost:.1}% |\n\n\
+The difference of two totals mixes the hook with the runs' interleaving: under `-icount` another\n\
+instruction count can mean other blocks and wake-ups. A negative figure is that. The profiler\n\
+(\"Profiling a benchmark\" below) separates them (2026-12-07, at 3709 enforcing and 3810 disabled: `check_sid`\n\
+cost 119 instructions a round trip, 3.2%, and the disabled run 220 more in the scheduler).\n\n\
 ### `xl create`, from the host\n\n\
 The real `xl` against a running machine (the agent as control domain): the kernel (the probe,\n\
 reduced to its loadable segments, about 270 KiB) crosses the operator's serial channel, the\n\
