@@ -457,15 +457,17 @@ fn finish_round(ring: &mut Backend<'_, Blkif>) -> Result<Service, RingError> {
     Ok(Service { notify, pending })
 }
 
-/// An empty operation list of any lifetime over the allocation of `operations`, which it
-/// empties: the round's batch borrows the round's segments, so the list kept between
-/// rounds cannot hold it, but its allocation can be reused. (Collecting a vector's
-/// `into_iter` reuses its allocation when the element layout is the same, as it is.)
-fn recycle<'to>(mut operations: Vec<BlockOperation<'_>>) -> Vec<BlockOperation<'to>> {
-    operations.clear();
-    // reason: the closure never runs (the list is empty); it only changes the lifetime.
+/// Empties `items` and gives back its allocation as a vector of `U`: for lists kept from
+/// one round to the next whose elements borrow the round (a `T<'round>` kept as a
+/// `T<'static>` in between), so the round allocates nothing. Safe Rust: collecting a
+/// vector's `into_iter` reuses its allocation when `U` has `T`'s size and alignment, as a
+/// type with another lifetime does (otherwise the result is a fresh empty vector); the list
+/// is empty, so the closure never runs.
+pub fn recycle<T, U>(mut items: Vec<T>) -> Vec<U> {
+    items.clear();
+    // reason: the closure never runs; it only changes the element type.
     #[allow(clippy::unnecessary_filter_map)]
-    operations.into_iter().filter_map(|_| None).collect()
+    items.into_iter().filter_map(|_| None).collect()
 }
 
 /// Has the executor carry out the round's work as one batch: the operations of every

@@ -26,7 +26,7 @@ pub mod memory;
 mod request;
 
 pub use backend::{
-    BlockBackend, DisconnectReason, FrontendCounters, FrontendId, Refusal, RefusalReason,
+    recycle, BlockBackend, DisconnectReason, FrontendCounters, FrontendId, Refusal, RefusalReason,
     RoundReport, SetupError,
 };
 pub use disk::{DiskError, DiskMode, VirtualDisk, SECTOR_SIZE_BYTES};

@@ -482,13 +482,13 @@ impl Blk {
         dma.header[4..8].fill(0);
         dma.header[8..].copy_from_slice(&sector.to_le_bytes());
         dma.status[0] = STATUS_UNSET;
-        // SAFETY: `add`'s contract: the buffers stay valid and untouched
-        // until `pop_used` returns this token. The header and status are
-        // this slot's, which stays busy (never rewritten) until then; the
-        // segments' memory is borrowed for `'m` by the batch, and
-        // `run_batch` does not return while a request is in flight.
-        let token = with_buffers(dma, request, |inputs, outputs| unsafe {
-            queue.add(inputs, outputs)
+        let token = with_buffers(dma, request, |inputs, outputs| {
+            // SAFETY: `add`'s contract: the buffers stay valid and untouched
+            // until `pop_used` returns this token. The header and status are
+            // this slot's, which stays busy (never rewritten) until then; the
+            // segments' memory is borrowed for `'m` by the batch, and
+            // `run_batch` does not return while a request is in flight.
+            unsafe { queue.add(inputs, outputs) }
         })?;
         self.busy[slot] = Some((index, token));
         Ok(())
@@ -508,10 +508,10 @@ impl Blk {
         let request = &requests[index];
         let Blk { queue, slots, .. } = self;
         let dma = &mut slots[slot];
-        // SAFETY: the buffers this token was added with (rebuilt from the
-        // same request and slot), as `pop_used` requires.
-        let popped = with_buffers(dma, request, |inputs, outputs| unsafe {
-            queue.pop_used(token, inputs, outputs)
+        let popped = with_buffers(dma, request, |inputs, outputs| {
+            // SAFETY: the buffers this token was added with (rebuilt from
+            // the same request and slot), as `pop_used` requires.
+            unsafe { queue.pop_used(token, inputs, outputs) }
         });
         let status = dma.status[0];
         self.busy[slot] = None;
@@ -551,21 +551,14 @@ fn with_buffers<R>(
 ) -> R {
     match request.segments.as_slice() {
         [] => f(&[&dma.header[..]], &mut [&mut dma.status[..]]),
-        [segment] => {
-            let address = segment.address as *mut u8;
-            let length = segment.length as usize;
-            if request.op == DeviceOp::Write {
-                // SAFETY: as in `buffers`: a checked range its `'m` borrow
-                // keeps mapped, which the CPU does not touch meanwhile.
-                let data = unsafe { core::slice::from_raw_parts(address, length) };
-                f(&[&dma.header[..], data], &mut [&mut dma.status[..]])
-            } else {
-                // SAFETY: as in `buffers`, mapped writable (checked at
-                // submission).
-                let data = unsafe { core::slice::from_raw_parts_mut(address, length) };
-                f(&[&dma.header[..]], &mut [data, &mut dma.status[..]])
-            }
-        }
+        [segment] if request.op == DeviceOp::Write => f(
+            &[&dma.header[..], device_reads(segment)],
+            &mut [&mut dma.status[..]],
+        ),
+        [segment] => f(
+            &[&dma.header[..]],
+            &mut [device_writes(segment), &mut dma.status[..]],
+        ),
         _ => {
             // `pop_used` ties the lists' borrow to their elements' lifetime:
             // lists with no drop glue let that borrow last (nothing is
@@ -582,29 +575,39 @@ fn with_buffers<R>(
 /// empty, with the buffers of `request` in slot `dma`.
 fn buffers<'s>(
     dma: &'s mut DmaSlot,
-    request: &DeviceRequest<'_>,
+    request: &DeviceRequest<'s>,
     inputs: &mut Buffers<&'s [u8]>,
     outputs: &mut Buffers<&'s mut [u8]>,
 ) {
     let DmaSlot { header, status } = dma;
     let _ = inputs.push(&header[..]);
     for segment in &request.segments {
-        let address = segment.address as *mut u8;
         if request.op == DeviceOp::Write {
-            // SAFETY: a `Segment` is a checked range of memory its `'m`
-            // borrow keeps mapped (a joined one: neighbouring pages, each
-            // checked and kept mapped so); the device reads it and the CPU
-            // does not touch it while the request is in flight.
-            let _ = inputs
-                .push(unsafe { core::slice::from_raw_parts(address, segment.length as usize) });
+            let _ = inputs.push(device_reads(segment));
         } else {
-            // SAFETY: as above, mapped writable (checked at submission); the
-            // device writes it, nothing else reads or writes it meanwhile.
-            let _ = outputs
-                .push(unsafe { core::slice::from_raw_parts_mut(address, segment.length as usize) });
+            let _ = outputs.push(device_writes(segment));
         }
     }
     let _ = outputs.push(&mut status[..]);
+}
+
+/// The bytes of `segment`, for the device to read.
+fn device_reads<'m>(segment: &Segment<'m>) -> &'m [u8] {
+    // SAFETY: a `Segment` is a checked range of memory its `'m` borrow
+    // keeps mapped (a joined one: neighbouring pages, each checked and kept
+    // mapped so); the device reads it and the CPU does not touch it while
+    // the request is in flight.
+    unsafe { core::slice::from_raw_parts(segment.address as *const u8, segment.length as usize) }
+}
+
+/// The bytes of `segment`, for the device to write. Only for a request the
+/// submission checked to have writable segments (a read).
+fn device_writes<'m>(segment: &Segment<'m>) -> &'m mut [u8] {
+    // SAFETY: as in `device_reads`, and mapped writable (checked at
+    // submission); the device writes it, nothing else reads or writes it
+    // meanwhile. The slice is only handed to the queue, never dereferenced
+    // by the CPU, so rebuilding it at completion aliases nothing we touch.
+    unsafe { core::slice::from_raw_parts_mut(segment.address as *mut u8, segment.length as usize) }
 }
 
 /// Carries out every request of `requests` (as many in flight as the queue

@@ -19,7 +19,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use blkback::{BlockOperation, DomId, ExecuteError, Executor, GrantPolicy, SegmentTransfer};
+use blkback::{
+    recycle, BlockOperation, DomId, ExecuteError, Executor, GrantPolicy, SegmentTransfer,
+};
 use guest_runtime::event::{EventLoop, Port};
 use guest_runtime::grant::{self, MapSpec, Mapping};
 use guest_runtime::physdev::{self, DeviceInfo};
@@ -331,16 +333,6 @@ struct Scratch {
     requests: Vec<DeviceRequest<'static>>,
     origin: Vec<usize>,
     results: Vec<Result<(), virtio_drivers::Error>>,
-}
-
-/// An empty vector of device requests with `requests`' allocation, for
-/// requests that borrow something else. Safe Rust: `collect` of a
-/// `vec::IntoIter` into a vector of an element of the same size and
-/// alignment reuses the allocation, and the vector is empty, so the
-/// closure never runs.
-fn recycle<'to>(mut requests: Vec<DeviceRequest<'_>>) -> Vec<DeviceRequest<'to>> {
-    requests.clear();
-    requests.into_iter().map(|_| unreachable!()).collect()
 }
 
 /// Fills `requests` with the device requests of `batch` (and `origin` with

@@ -78,7 +78,14 @@ fn with_store<T>(
         port: store_port,
         events: backend.executor_mut().events(),
     };
-    body(store, &mut wait)
+    let result = body(store, &mut wait);
+    // Watch events the calls read off the ring with their replies used up
+    // the port's notification: keep the port fired, so whatever waits next
+    // (the serving loop) takes them instead of sleeping past them.
+    if store.has_queued_events() {
+        backend.executor_mut().events().keep_fired(store_port);
+    }
+    result
 }
 
 impl Server {
@@ -133,7 +140,16 @@ impl Server {
             loop {
                 match self.store(|store, wait| store.next_event(wait, 0)) {
                     Ok(Some(_)) => look = true,
-                    Ok(None) => break,
+                    Ok(None) => {
+                        // Ring and queue are empty just now (no wait ran
+                        // since, so no newer notification was taken): a
+                        // port kept fired for queued events is stale.
+                        self.backend
+                            .executor_mut()
+                            .events()
+                            .forget_fired(self.store_port);
+                        break;
+                    }
                     Err(problem) => {
                         error!("blkback: store events: {problem}");
                         break;
@@ -147,13 +163,7 @@ impl Server {
                 // events: take those before serving or sleeping.
                 continue;
             }
-            if self.serve() {
-                // Disconnecting a broken ring made store calls, which may
-                // have queued watch events (the frontend answering at once)
-                // and used up the store port's notification of them: take
-                // them before sleeping, or nothing wakes us for them.
-                continue;
-            }
+            self.serve();
             if exit_after.is_some_and(|count| self.finished >= count)
                 && self.devices.iter().all(|vbd| vbd.ring.is_none())
             {
@@ -195,11 +205,7 @@ impl Server {
     /// Serves every ring until none has requests waiting, notifying
     /// frontends as their responses require; a ring the frontend broke is
     /// closed.
-    ///
-    /// Returns whether it made store calls (stepping a broken ring's
-    /// device), after which queued watch events must be taken.
-    fn serve(&mut self) -> bool {
-        let mut stepped = false;
+    fn serve(&mut self) {
         loop {
             let started = guest_runtime::timestamp_counter();
             let report = self.backend.serve_round(CAP_PER_ROUND);
@@ -255,10 +261,9 @@ impl Server {
                     self.devices[index].name()
                 );
                 self.step(index);
-                stepped = true;
             }
             if !report.more_pending {
-                return stepped;
+                return;
             }
         }
     }

@@ -267,6 +267,19 @@ impl<'a> EventLoop<'a> {
         }
     }
 
+    /// Records `port` as fired, as if it had: for an event whose
+    /// notification a wait for something else used up (the store client's
+    /// queued watch events), so the next wait for it returns at once.
+    pub fn keep_fired(&mut self, port: Port) {
+        self.fired.insert(port);
+    }
+
+    /// Forgets that `port` fired, without scanning for new events: for a
+    /// caller that has just taken all the work the port announced.
+    pub fn forget_fired(&mut self, port: Port) {
+        self.fired.remove(port);
+    }
+
     /// Blocks until `port` fires (and forgets that it did); other ports that
     /// fire meanwhile are kept. [`wait_for`](Self::wait_for) of one port
     /// without its sets: a set is 4096 bits, and making, intersecting and
@@ -595,6 +608,15 @@ mod tests {
         assert_eq!((got, calls.len()), (Ok(()), 0));
         let (got, _) = with_buffer_responder(|_, _| -EINVAL, || events.wait_for_port(Port(9)));
         assert_eq!(got, Err(Errno::new(EINVAL)));
+        // A port kept fired by hand: taken without blocking.
+        events.keep_fired(Port(9));
+        let (got, calls) = with_buffer_responder(block_raises_seven, || events.wait_for_port(Port(9)));
+        assert_eq!((got, calls.len()), (Ok(()), 0));
+        // Forgotten again: waiting blocks (until 7 fires, here).
+        events.keep_fired(Port(7));
+        events.forget_fired(Port(7));
+        let (got, calls) = with_buffer_responder(block_raises_seven, || events.wait_for_port(Port(7)));
+        assert_eq!((got, calls.len()), (Ok(()), 1));
     }
 
     #[test]

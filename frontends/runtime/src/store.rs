@@ -322,6 +322,14 @@ impl<'page> StoreConnection<'page> {
         Ok(())
     }
 
+    /// Whether watch events wait in the queue: a call read them off the
+    /// ring while waiting for its reply, and that wait used up the store
+    /// port's notification of them. A caller about to block on the port
+    /// must take them first (or mark the port fired, as the driver does).
+    pub fn has_queued_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next watch event, waiting for one until `deadline_ns`; `None` if
     /// none came in time.
     ///

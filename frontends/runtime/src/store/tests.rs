@@ -130,7 +130,11 @@ fn watches_fire_and_states_are_waited_for() {
     // The watch fires once when set.
     let first = six.next_event(&mut wait, 10_000_000).unwrap().unwrap();
     assert_eq!((first.path.as_str(), first.token.as_str()), (path, "front"));
+    assert!(!six.has_queued_events());
     five.write_state(&mut wait, "device/dummy/0/state", XenbusState::Connected).unwrap();
+    // A call of six's reads the event off the ring with its reply: queued.
+    assert!(six.read(&mut wait, 0, path).is_ok());
+    assert!(six.has_queued_events(), "the event came with the read's reply");
     let state = crate::xenbus::wait_for_state(&mut six, &mut wait, path, 50_000_000, |s| s == XenbusState::Connected).unwrap();
     assert_eq!(state, XenbusState::Connected);
     // Nothing more comes: the wait times out.
