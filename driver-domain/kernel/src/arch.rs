@@ -347,7 +347,12 @@ pub fn push_joined<'m>(
 }
 
 /// One virtio-blk request of a batch.
+///
+/// `repr(C)` keeps `op` away from the segment list's uninitialized room:
+/// next to it, LLVM stored the two with one `memset` of the whole list
+/// (265 bytes, about 35 instructions a request under `-icount`).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct DeviceRequest<'m> {
     /// What it does.
     pub op: DeviceOp,
