@@ -68,6 +68,11 @@ pub struct Server {
     sends: u64,
 }
 
+/// Runs `body`'s store calls waiting with the domain's one event loop (the
+/// disk's). Watch events the calls leave unread, queued or on the ring
+/// behind a reply, keep the store port fired in that loop (the store
+/// client sees to it: see `guest_runtime::store`), so the serving loop's
+/// wait takes them instead of sleeping past them.
 fn with_store<T>(
     store: &mut StoreConnection<'static>,
     store_port: Port,
@@ -78,14 +83,7 @@ fn with_store<T>(
         port: store_port,
         events: backend.executor_mut().events(),
     };
-    let result = body(store, &mut wait);
-    // Watch events the calls read off the ring with their replies used up
-    // the port's notification: keep the port fired, so whatever waits next
-    // (the serving loop) takes them instead of sleeping past them.
-    if store.has_queued_events() {
-        backend.executor_mut().events().keep_fired(store_port);
-    }
-    result
+    body(store, &mut wait)
 }
 
 impl Server {
@@ -140,16 +138,9 @@ impl Server {
             loop {
                 match self.store(|store, wait| store.next_event(wait, 0)) {
                     Ok(Some(_)) => look = true,
-                    Ok(None) => {
-                        // Ring and queue are empty just now (no wait ran
-                        // since, so no newer notification was taken): a
-                        // port kept fired for queued events is stale.
-                        self.backend
-                            .executor_mut()
-                            .events()
-                            .forget_fired(self.store_port);
-                        break;
-                    }
+                    // Ring and queue are empty: the client has forgotten
+                    // the port it kept fired for them.
+                    Ok(None) => break,
                     Err(problem) => {
                         error!("blkback: store events: {problem}");
                         break;

@@ -11,6 +11,16 @@
 //!
 //! The logic is generic over [`Wait`] (how to kick the store and sleep until
 //! it answers), so host tests run it against the real store library.
+//!
+//! A call's wait for its reply uses up the store port's notification, and
+//! the same notification may announce watch events: read before the reply
+//! (queued), or written behind it in the same batch (the store sends a
+//! round's replies first, then its events) and left on the ring. Either way
+//! nothing would wake a caller that now blocks on the port, so every call,
+//! pipeline and [`StoreConnection::next_event`] ends by telling its [`Wait`]
+//! whether news is left unread ([`Wait::set_unread`]): [`EventWait`] then
+//! keeps the port fired in the event loop, and any wait on it, the caller's
+//! own included, returns at once until the news is taken.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -97,6 +107,12 @@ pub trait Wait {
     fn wait(&mut self, deadline_ns: u64) -> Result<(), StoreError>;
     /// The current time, in the units of the deadlines.
     fn now_ns(&self) -> u64;
+    /// Says whether the client holds news from the store (watch events
+    /// queued, or bytes on the ring) whose notification a wait used up:
+    /// while it does, a wait for the store must return at once; once it
+    /// has read everything, a notification already taken announces
+    /// nothing more.
+    fn set_unread(&mut self, unread: bool);
 }
 
 /// [`Wait`] over this domain's store event channel and event loop.
@@ -119,6 +135,19 @@ impl Wait for EventWait<'_, '_> {
     fn now_ns(&self) -> u64 {
         crate::time::system_time_ns()
     }
+
+    /// Keeps the port fired while news is unread, so the domain's next wait
+    /// on it (a serving loop's, blocking on several ports) does not sleep
+    /// past the news; forgets it once all is read. Forgetting is sound
+    /// then: the store writes before it notifies, so whatever a notification
+    /// already taken announced was on the ring, and the client has read it.
+    fn set_unread(&mut self, unread: bool) {
+        if unread {
+            self.events.keep_fired(self.port);
+        } else {
+            self.events.forget_fired(self.port);
+        }
+    }
 }
 
 /// What [`StoreConnection::pipeline`] saw.
@@ -138,6 +167,10 @@ pub struct StoreConnection<'page> {
     events: VecDeque<WatchEvent>,
     dropped_events: u64,
     timeout_ns: u64,
+    /// We read from a full response ring: the store may be holding more
+    /// for us until we say there is room (it writes only when notified),
+    /// so we owe it a notification before we next sleep or return.
+    owe_kick: bool,
 }
 
 impl<'page> StoreConnection<'page> {
@@ -154,6 +187,7 @@ impl<'page> StoreConnection<'page> {
             events: VecDeque::new(),
             dropped_events: 0,
             timeout_ns: DEFAULT_TIMEOUT_NS,
+            owe_kick: false,
         })
     }
 
@@ -173,6 +207,14 @@ impl<'page> StoreConnection<'page> {
     ///
     /// The store's error reply, or a transport failure (see [`StoreError`]).
     pub fn call(&mut self, wait: &mut impl Wait, kind: MsgType, tx_id: u32, payload: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let result = self.exchange(wait, kind, tx_id, payload);
+        let settled = self.settle(wait);
+        let value = result?;
+        settled.map(|()| value)
+    }
+
+    /// [`call`](Self::call) without telling `wait` what is left unread.
+    fn exchange(&mut self, wait: &mut impl Wait, kind: MsgType, tx_id: u32, payload: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         if payload.len() > PAYLOAD_MAX {
             return Err(StoreError::TooLarge);
         }
@@ -194,7 +236,7 @@ impl<'page> StoreConnection<'page> {
             if wait.now_ns() >= deadline {
                 return Err(StoreError::Timeout);
             }
-            wait.wait(deadline)?;
+            self.sleep(wait, deadline)?;
         }
         loop {
             if let Some(reply) = self.pump(Some(request_id))? {
@@ -209,7 +251,7 @@ impl<'page> StoreConnection<'page> {
             if wait.now_ns() >= deadline {
                 return Err(StoreError::Timeout);
             }
-            wait.wait(deadline)?;
+            self.sleep(wait, deadline)?;
         }
     }
 
@@ -225,8 +267,17 @@ impl<'page> StoreConnection<'page> {
         &mut self,
         wait: &mut impl Wait,
         count: u64,
-        mut make: impl FnMut(u64) -> (MsgType, Vec<u8>),
+        make: impl FnMut(u64) -> (MsgType, Vec<u8>),
     ) -> Result<Pipelined, StoreError> {
+        let result = self.run_pipeline(wait, count, make);
+        let settled = self.settle(wait);
+        let value = result?;
+        settled.map(|()| value)
+    }
+
+    /// [`pipeline`](Self::pipeline) without telling `wait` what is left
+    /// unread.
+    fn run_pipeline(&mut self, wait: &mut impl Wait, count: u64, mut make: impl FnMut(u64) -> (MsgType, Vec<u8>)) -> Result<Pipelined, StoreError> {
         let mut report = Pipelined::default();
         let (mut made, mut pending): (u64, Vec<u8>) = (0, Vec::new());
         let mut sent_at = 0;
@@ -252,7 +303,7 @@ impl<'page> StoreConnection<'page> {
             let mut buffer = [0u8; 256];
             loop {
                 let wanted = self.decoder.wanted().min(buffer.len());
-                let read = if wanted == 0 { 0 } else { self.ring.responses.read(&mut buffer[..wanted])? };
+                let read = if wanted == 0 { 0 } else { self.read_responses(&mut buffer[..wanted])? };
                 if read == 0 {
                     break;
                 }
@@ -275,6 +326,8 @@ impl<'page> StoreConnection<'page> {
             if wait.now_ns() >= deadline {
                 return Err(StoreError::Timeout);
             }
+            // Always kick: the store may also be waiting for our requests.
+            self.owe_kick = false;
             wait.notify()?;
             wait.wait(deadline)?;
         }
@@ -291,7 +344,7 @@ impl<'page> StoreConnection<'page> {
             if wanted == 0 {
                 return Err(StoreError::Protocol(self.decoder.fault().unwrap_or(ProtocolError::TooLong(0))));
             }
-            let count = self.ring.responses.read(&mut buffer[..wanted])?;
+            let count = self.read_responses(&mut buffer[..wanted])?;
             if count == 0 {
                 return Ok(None);
             }
@@ -324,10 +377,54 @@ impl<'page> StoreConnection<'page> {
 
     /// Whether watch events wait in the queue: a call read them off the
     /// ring while waiting for its reply, and that wait used up the store
-    /// port's notification of them. A caller about to block on the port
-    /// must take them first (or mark the port fired, as the driver does).
+    /// port's notification of them (the call told its [`Wait`] so).
     pub fn has_queued_events(&self) -> bool {
         !self.events.is_empty()
+    }
+
+    /// Whether news is left unread: events in the queue, or bytes on the
+    /// ring (events the store wrote behind a reply, which the call that
+    /// took the reply left there). A ring the store broke reads as no
+    /// news: the next call reports it, and a port kept fired for it would
+    /// wake a serving loop for ever.
+    fn unread(&mut self) -> bool {
+        !self.events.is_empty() || self.ring.responses.available().is_ok_and(|bytes| bytes > 0)
+    }
+
+    /// Tells `wait` whether news is left unread, after anything that read
+    /// the ring or waited on the port (see the module's documentation), and
+    /// tells the store of the room we made if it may be waiting for it.
+    fn settle(&mut self, wait: &mut impl Wait) -> Result<(), StoreError> {
+        let unread = self.unread();
+        wait.set_unread(unread);
+        self.kick_if_owed(wait)
+    }
+
+    /// Reads response bytes into `buffer`; notes when the ring was full (the
+    /// store writes as much as fits and then waits for a notification that
+    /// we made room, as Xen's xenstored does, so a reader that empties a
+    /// full ring must send one).
+    fn read_responses(&mut self, buffer: &mut [u8]) -> Result<usize, StoreError> {
+        if self.ring.responses.available()? == ring_protocol::store::RING_SIZE {
+            self.owe_kick = true;
+        }
+        Ok(self.ring.responses.read(buffer)?)
+    }
+
+    /// Notifies the store if we emptied a full ring since the last
+    /// notification.
+    fn kick_if_owed(&mut self, wait: &mut impl Wait) -> Result<(), StoreError> {
+        if core::mem::take(&mut self.owe_kick) {
+            wait.notify()?;
+        }
+        Ok(())
+    }
+
+    /// Sleeps until the store may have written, after telling it of any
+    /// room we made (else a reply longer than the ring never finishes).
+    fn sleep(&mut self, wait: &mut impl Wait, deadline_ns: u64) -> Result<(), StoreError> {
+        self.kick_if_owed(wait)?;
+        wait.wait(deadline_ns)
     }
 
     /// The next watch event, waiting for one until `deadline_ns`; `None` if
@@ -337,6 +434,15 @@ impl<'page> StoreConnection<'page> {
     ///
     /// A transport failure.
     pub fn next_event(&mut self, wait: &mut impl Wait, deadline_ns: u64) -> Result<Option<WatchEvent>, StoreError> {
+        let result = self.take_event(wait, deadline_ns);
+        let settled = self.settle(wait);
+        let value = result?;
+        settled.map(|()| value)
+    }
+
+    /// [`next_event`](Self::next_event) without telling `wait` what is
+    /// left unread.
+    fn take_event(&mut self, wait: &mut impl Wait, deadline_ns: u64) -> Result<Option<WatchEvent>, StoreError> {
         loop {
             if let Some(event) = self.events.pop_front() {
                 return Ok(Some(event));
@@ -350,7 +456,7 @@ impl<'page> StoreConnection<'page> {
             if wait.now_ns() >= deadline_ns {
                 return Ok(None);
             }
-            wait.wait(deadline_ns)?;
+            self.sleep(wait, deadline_ns)?;
         }
     }
 

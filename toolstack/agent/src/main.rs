@@ -96,6 +96,12 @@ fn domain_main(info: &StartInfo) -> ShutdownReason {
     }
     loop {
         let (gone, more) = service.run();
+        // A domain that broke its ring was released after the run's last
+        // round, and its devices go now: both change the store (its home
+        // and device nodes go, `@releaseDomain` fires), and the watch
+        // events that queues wait in the store until a run delivers them.
+        // Run again before blocking, or they wait for an unrelated wake-up.
+        let more = more || !gone.is_empty();
         for domid in gone {
             withdraw_devices(&mut service, &devices, domid);
         }
