@@ -100,7 +100,9 @@ fn main() {
         back.serve_round(16);
         while let Some(done) = front.poll_in_place().expect("poll") {
             assert!(done.completion.is_ok());
-            front.give_back(done.pages);
+            if let Some(pages) = done.pages {
+                front.give_back(pages);
+            }
             completed += 1;
         }
     }

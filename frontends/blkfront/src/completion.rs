@@ -8,7 +8,7 @@ use ring_protocol::blkif::{
 use ring_protocol::RingError;
 
 use crate::grants::GrantError;
-use crate::pool::PageList;
+use crate::pool::LentPages;
 
 /// What a request does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +67,9 @@ pub enum FrontendError {
     /// [`Blkfront::set_persistent`](crate::Blkfront::set_persistent) came after the first
     /// page was taken or request submitted: the grant mode is fixed by then.
     AlreadyStarted,
+    /// The [`LentPages`] handle was lent by another frontend (its pages are not this
+    /// device's to send or read).
+    ForeignPages,
 }
 
 impl FrontendError {
@@ -109,16 +112,16 @@ impl Completion {
 
 /// A completed request as [`Blkfront::poll_in_place`](crate::Blkfront::poll_in_place)
 /// returns it: for a successful read submitted with
-/// [`submit_read_in_place`](crate::Blkfront::submit_read_in_place), the pages holding the
-/// data (`completion.data` is then empty); no pages otherwise.
+/// [`submit_read_in_place`](crate::Blkfront::submit_read_in_place), the handle on the
+/// pages holding the data (`completion.data` is then empty); no pages otherwise.
 #[derive(Debug, PartialEq, Eq)]
-pub struct PagedCompletion<P> {
+pub struct PagedCompletion {
     /// The request's outcome, as [`Blkfront::poll`](crate::Blkfront::poll) reports it.
     pub completion: Completion,
     /// The read's data pages, in disk order (page `i` holds sectors `8 * i..8 * i + 8` of
     /// the request, the last one possibly partly). They are the caller's until given back
     /// with [`give_back`](crate::Blkfront::give_back).
-    pub pages: PageList<P>,
+    pub pages: Option<LentPages>,
 }
 
 /// What [`Blkfront::disconnect`](crate::Blkfront::disconnect) did with the grants still out (in persistent mode: every

@@ -2,18 +2,27 @@
 //! with ids from a table of requests in flight; every response must match an entry of
 //! that table exactly, or the backend is treated as broken and the device stops.
 //!
-//! Nothing on the submit and poll paths allocates: the table of requests in flight and
-//! the free pool are sized at construction, a request's pages are kept inline
-//! ([`PageList`]) in its slot of that table from submit to completion; only the copying
-//! API's [`Completion::data`] is a heap buffer.
+//! Nothing on the submit and poll paths allocates: the table of requests in flight, the
+//! table of page lists and the free pool are sized at construction (the lists grow only
+//! if more runs are out at once than ever before); only the copying API's
+//! [`Completion::data`] is a heap buffer.
 //!
-//! The pool ([`Pool`]) is a stack kept in reverse: its top is the lowest page, so a
-//! request's pages come out in ascending pool order, and they go back in reverse (the
-//! request's first page on top), so the next request of the same size gets the same
-//! ascending run again, which a backend can merge into one buffer when the pages are
-//! physically contiguous.
+//! Pages are never moved as a list: from the moment a run of pages leaves the pool until
+//! it returns, it stays in one entry of the table of page lists (kept inline, no heap). A
+//! request in flight names its list by index, and so does the [`LentPages`] handle the
+//! caller holds while the run is lent (after [`take_pages`](Blkfront::take_pages), or an
+//! in-place read's completion), so submitting lent pages, completing a request and giving
+//! pages back each move only the pages' one-word states in or out of the pool. (A list
+//! by value is 96 bytes: passed through `take_pages`, `submit_write_pages`, the table,
+//! the completion and `give_back`, it was copied about six times a request.)
+//!
+//! The pool ([`Pool`]) is a stack topped at its low end: a request's pages come out as a
+//! run in ascending pool order, and go back as they came out (the request's first page on
+//! top), so the next request of the same size gets the same ascending run again, which a
+//! backend can merge into one buffer when the pages are physically contiguous.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 use ring_protocol::blkif::{
     Blkif, BlkifRequest, BlkifResponse, Segment, TransferRequest, SECTORS_PER_PAGE, SECTOR_SIZE,
     STATUS_OKAY,
@@ -23,13 +32,20 @@ use xen_abi::DomId;
 
 use crate::completion::{Completion, DisconnectReport, FrontendError, Operation, PagedCompletion};
 use crate::grants::{GrantError, GrantPages, GrantRef};
-use crate::pool::{DataPage, PageList, PageState, Pool, MAX_PAGES_PER_REQUEST};
+use crate::pool::{append_run, DataPage, LentPages, PageList, Pool, MAX_PAGES_PER_REQUEST};
 use crate::split::MAX_SECTORS_PER_REQUEST;
 
 /// Bytes in a data page.
 const PAGE_SIZE_BYTES: usize = SECTOR_SIZE * SECTORS_PER_PAGE as usize;
 /// Requests in flight at most: one per ring slot.
 const SLOTS: usize = Frontend::<'static, Blkif>::SIZE as usize;
+
+/// Lists made at construction: one per request in flight, so that a caller who gives
+/// pages back before submitting more never makes the table grow.
+const INITIAL_LISTS: usize = SLOTS;
+
+/// The identity of the next frontend made, which its [`LentPages`] carry.
+static NEXT_OWNER: AtomicU32 = AtomicU32::new(0);
 
 /// A request in flight: what its response is checked against and its completion says.
 #[derive(Clone, Copy)]
@@ -40,14 +56,9 @@ struct InFlight {
     sector_count: u32,
     /// A read whose pages go to the caller at completion (no copy).
     in_place: bool,
-}
-
-/// One ring slot of the table of requests in flight. The pages stay here from submit to
-/// completion (no page list is moved in between); they are empty when no request is.
-struct Slot<Page> {
-    request: Option<InFlight>,
-    /// The request's pages, in disk order, each with its grant set.
-    pages: PageList<Page>,
+    /// Its list in the table of page lists: the request's pages, in disk order, each with
+    /// its grant set (none for a flush).
+    list: u32,
 }
 
 /// The frontend of one virtual block device.
@@ -60,8 +71,18 @@ pub struct Blkfront<'page, G: GrantPages> {
     /// never allocates).
     pool: Pool<G::Page>,
     quarantined: Vec<G::Page>,
-    /// Per ring slot, the request in flight there and its pages.
-    slots: Vec<Slot<G::Page>>,
+    /// Per ring slot, the request in flight there.
+    slots: Vec<Option<InFlight>>,
+    /// The table of page lists: each holds the pages of one request in flight or of one
+    /// run lent to the caller, from when they leave the pool until they return; vacant
+    /// lists are empty.
+    lists: Vec<PageList<G::Page>>,
+    /// The vacant lists, lowest on top. Its capacity is kept at least `lists.len()`, so
+    /// vacating a list never allocates.
+    vacant_lists: Vec<u32>,
+    /// This frontend's identity: the [`LentPages`] it lends carry it, and it refuses
+    /// those of another.
+    owner: u32,
     /// Slots with no request in flight, lowest on top.
     free_slots: heapless::Vec<u8, SLOTS>,
     /// Per slot, the id of the last request completed there (to name duplicates).
@@ -99,6 +120,8 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         for slot in (0..SLOTS as u8).rev() {
             let _ = free_slots.push(slot);
         }
+        let mut vacant_lists = Vec::with_capacity(INITIAL_LISTS);
+        vacant_lists.extend((0..INITIAL_LISTS as u32).rev());
         Self {
             ring: Frontend::initialize(ring_page),
             pages,
@@ -106,12 +129,10 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             handle,
             pool: Pool::new(data_pages),
             quarantined: Vec::new(),
-            slots: (0..SLOTS)
-                .map(|_| Slot {
-                    request: None,
-                    pages: PageList::new(),
-                })
-                .collect(),
+            slots: alloc::vec![None; SLOTS],
+            lists: (0..INITIAL_LISTS).map(|_| PageList::new()).collect(),
+            vacant_lists,
+            owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
             free_slots,
             completed: [None; SLOTS],
             next_generation: 0,
@@ -253,11 +274,12 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         self.check()?;
         self.started = true;
         let slot = self.free_slot()?;
-        self.send(slot, Operation::Flush, 0, 0, PageList::new(), 0, false)
+        let list = self.claim_list();
+        self.send(slot, Operation::Flush, 0, 0, list, 0, false)
     }
 
-    /// Zero-copy: lends `count` (1..=11) pool pages to fill through the provider (see
-    /// [`DataPage::page`], [`write_page`](Self::write_page)) and write with
+    /// Zero-copy: lends `count` (1..=11) pool pages to fill (see
+    /// [`write_page`](Self::write_page), [`lent_pages`](Self::lent_pages)) and write with
     /// [`submit_write_pages`](Self::submit_write_pages), or to give back. A page the
     /// frontend has not zeroed since it joined the pool is zeroed first; otherwise its
     /// contents are what it last held (this device's data), not cleared per request.
@@ -265,7 +287,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// # Errors
     ///
     /// [`FrontendError::BadLength`], [`FrontendError::NoFreePages`] or the device's fault.
-    pub fn take_pages(&mut self, count: usize) -> Result<PageList<G::Page>, FrontendError> {
+    pub fn take_pages(&mut self, count: usize) -> Result<LentPages, FrontendError> {
         self.check()?;
         self.started = true;
         if !(1..=MAX_PAGES_PER_REQUEST).contains(&count) {
@@ -274,58 +296,60 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         if self.pool.len() < count {
             return Err(FrontendError::NoFreePages);
         }
-        let mut taken = PageList::new();
-        // Ascending pool order: the taken run read from the top down. A page is zeroed
-        // where it lies (rarely needed), so that what is copied out is the stored word.
-        for state in self.pool.take(count).iter_mut().rev() {
-            zero_once(&mut self.pages, state);
-            let _ = taken.push(DataPage { state: *state });
+        let list = self.claim_list();
+        let run = self.pool.take(count);
+        // A page is zeroed where it lies (rarely needed), so that the run is then copied
+        // out in one pass.
+        for page in run.iter_mut() {
+            zero_once(&mut self.pages, page);
         }
-        self.lent += taken.len();
-        Ok(taken)
+        if let Some(taken) = self.lists.get_mut(list) {
+            append_run(taken, run);
+        }
+        self.lent += count;
+        Ok(self.lend(list))
     }
 
     /// Gives lent pages back to the pool (after an in-place read's data was used, or pages
-    /// taken and not written). After [`disconnect`](Self::disconnect) their persistent
-    /// grants are already revoked; a page the backend still mapped then stays quarantined.
-    pub fn give_back(&mut self, pages: impl IntoIterator<Item = DataPage<G::Page>>) {
-        if self.disconnected() {
-            self.give_back_after_disconnect(pages);
-            return;
-        }
-        let mut pages = pages.into_iter();
-        // None for a write's completion, say: nothing to do.
-        let Some(first) = pages.next() else {
+    /// taken and not written): they go back as the run they came out as, its first page on
+    /// top, so the next request of the same size gets the same ascending run. After
+    /// [`disconnect`](Self::disconnect) their persistent grants are already revoked; a page
+    /// the backend still mapped then stays quarantined. A handle another frontend lent is
+    /// dropped (its pages are lost to their frontend, as if dropped there).
+    pub fn give_back(&mut self, pages: LentPages) {
+        let Some(list) = self.redeem(&pages) else {
             return;
         };
-        let start = self.pool.len();
-        self.pool.push(first.state);
-        let mut given = 1;
-        if let Some(second) = pages.next() {
-            self.pool.push(second.state);
-            given += 1 + self.pool.extend(pages.map(|page| page.state));
-            // They came in ascending order (a request's pages, or pages taken together):
-            // the first ends on top, to be handed out first again.
-            self.pool.reverse_from(start);
+        if self.disconnected() {
+            self.give_back_after_disconnect(list);
+            return;
         }
-        self.lent = self.lent.saturating_sub(given);
+        self.lent = self
+            .lent
+            .saturating_sub(self.lists.get(list).map_or(0, |pages| pages.len()));
+        self.release(list);
     }
 
     /// [`give_back`](Self::give_back) once disconnected: persistent grants are gone.
     #[cold]
-    fn give_back_after_disconnect(&mut self, pages: impl IntoIterator<Item = DataPage<G::Page>>) {
-        let start = self.pool.len();
-        for page in pages {
-            self.lent = self.lent.saturating_sub(1);
-            self.return_to_pool(page.state);
+    fn give_back_after_disconnect(&mut self, list: usize) {
+        let pages = self
+            .lists
+            .get_mut(list)
+            .map(core::mem::take)
+            .unwrap_or_default();
+        self.lent = self.lent.saturating_sub(pages.len());
+        // The last first, so that the first ends on top.
+        for page in pages.iter().rev() {
+            self.return_to_pool(*page);
         }
-        self.pool.reverse_from(start);
+        self.vacate(list);
     }
 
     /// Puts a page back in the pool. After [`disconnect`](Self::disconnect) its persistent
     /// grant is gone: the page returns ungranted, or not at all if the backend still
     /// mapped it then (it is quarantined).
-    fn return_to_pool(&mut self, mut state: PageState<G::Page>) {
+    fn return_to_pool(&mut self, mut state: DataPage<G::Page>) {
         if self.disconnected() {
             if let Some(grant) = state.take_grant() {
                 if self.unrevoked.contains(&grant) {
@@ -336,57 +360,131 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         self.pool.push(state);
     }
 
-    /// Copies `data` into a lent page at `offset_bytes`.
+    /// The lent pages, in order (disk order for an in-place read's), to see which pages
+    /// they are ([`DataPage::page`]).
     ///
     /// # Errors
     ///
-    /// [`FrontendError::BadLength`] if it does not fit in the page.
+    /// [`FrontendError::ForeignPages`] if another frontend lent them.
+    pub fn lent_pages(&self, pages: &LentPages) -> Result<&[DataPage<G::Page>], FrontendError> {
+        self.redeem(pages)
+            .and_then(|list| self.lists.get(list))
+            .map(|list| list.as_slice())
+            .ok_or(FrontendError::ForeignPages)
+    }
+
+    /// Lent page `index`.
+    fn lent_page(&self, pages: &LentPages, index: usize) -> Result<G::Page, FrontendError> {
+        self.lent_pages(pages)?
+            .get(index)
+            .map(DataPage::page)
+            .ok_or(FrontendError::BadLength)
+    }
+
+    /// Copies `data` into lent page `index` at `offset_bytes`.
+    ///
+    /// # Errors
+    ///
+    /// [`FrontendError::BadLength`] if there is no such page or `data` does not fit in it,
+    /// [`FrontendError::ForeignPages`] if another frontend lent them.
     pub fn write_page(
         &mut self,
-        page: &DataPage<G::Page>,
+        pages: &LentPages,
+        index: usize,
         offset_bytes: usize,
         data: &[u8],
     ) -> Result<(), FrontendError> {
+        let page = self.lent_page(pages, index)?;
         fits_in_page(offset_bytes, data.len())?;
-        self.pages.write(page.page(), offset_bytes, data);
+        self.pages.write(page, offset_bytes, data);
         Ok(())
     }
 
-    /// Copies from a lent page at `offset_bytes` into `data`.
+    /// Copies from lent page `index` at `offset_bytes` into `data`.
     ///
     /// # Errors
     ///
-    /// [`FrontendError::BadLength`] if the range does not fit in the page.
+    /// [`FrontendError::BadLength`] if there is no such page or the range does not fit in
+    /// it, [`FrontendError::ForeignPages`] if another frontend lent them.
     pub fn read_page(
         &mut self,
-        page: &DataPage<G::Page>,
+        pages: &LentPages,
+        index: usize,
         offset_bytes: usize,
         data: &mut [u8],
     ) -> Result<(), FrontendError> {
+        let page = self.lent_page(pages, index)?;
         fits_in_page(offset_bytes, data.len())?;
-        self.pages.read(page.page(), offset_bytes, data);
+        self.pages.read(page, offset_bytes, data);
         Ok(())
+    }
+
+    /// The handle on `list`, now lent.
+    fn lend(&self, list: usize) -> LentPages {
+        LentPages {
+            owner: self.owner,
+            list: list as u32,
+        }
+    }
+
+    /// The list a handle names, if this frontend lent it. (A handle cannot be copied and
+    /// is consumed when its pages return, so one of ours always names a lent list.)
+    #[inline]
+    fn redeem(&self, pages: &LentPages) -> Option<usize> {
+        (pages.owner == self.owner).then_some(pages.list as usize)
+    }
+
+    /// A vacant list, to fill; made if none is (only when more runs are out at once than
+    /// ever before).
+    #[inline]
+    fn claim_list(&mut self) -> usize {
+        match self.vacant_lists.pop() {
+            Some(list) => list as usize,
+            None => self.add_list(),
+        }
+    }
+
+    #[cold]
+    fn add_list(&mut self) -> usize {
+        self.lists.push(PageList::new());
+        // Room to vacate every list without allocating.
+        self.vacant_lists
+            .reserve(self.lists.len().saturating_sub(self.vacant_lists.len()));
+        self.lists.len() - 1
+    }
+
+    /// Empties `list` and marks it vacant.
+    #[inline]
+    fn vacate(&mut self, list: usize) {
+        if let Some(pages) = self.lists.get_mut(list) {
+            pages.clear();
+            self.vacant_lists.push(list as u32);
+        }
     }
 
     /// Zero-copy: queues a write of `sector_count` sectors (1..=88) at `sector` from
     /// `pages` (exactly `sector_count.div_ceil(8)` pages, from [`take_pages`](Self::take_pages)
-    /// or an in-place read, in disk order), sent as they are. The pages return to the pool
-    /// when the write completes, and at once if this fails. Returns the id.
+    /// or an in-place read, in disk order), sent as they are, from where they lie (the
+    /// request takes over their list). The pages return to the pool when the write
+    /// completes, and at once if this fails. Returns the id.
     ///
     /// # Errors
     ///
     /// [`FrontendError::BadLength`] (also for a page count that does not match),
-    /// [`FrontendError::RingFull`], [`FrontendError::Grant`], or the device's fault.
+    /// [`FrontendError::RingFull`], [`FrontendError::Grant`],
+    /// [`FrontendError::ForeignPages`] (the handle is dropped), or the device's fault.
     pub fn submit_write_pages(
         &mut self,
         sector: u64,
         sector_count: u32,
-        pages: PageList<G::Page>,
+        pages: LentPages,
     ) -> Result<u64, FrontendError> {
-        self.lent = self.lent.saturating_sub(pages.len());
+        let list = self.redeem(&pages).ok_or(FrontendError::ForeignPages)?;
+        let count = self.lists.get(list).map_or(0, |pages| pages.len());
+        self.lent = self.lent.saturating_sub(count);
         let checked = self.check().and_then(|()| {
             if (1..=MAX_SECTORS_PER_REQUEST).contains(&sector_count)
-                && pages.len() == pages_for(sector_count)
+                && count == pages_for(sector_count)
             {
                 self.free_slot()
             } else {
@@ -396,20 +494,12 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         let slot = match checked {
             Ok(slot) => slot,
             Err(error) => {
-                self.give_back_unsent(&pages);
+                self.give_back_unsent(list);
                 return Err(error);
             }
         };
         self.started = true;
-        self.send(
-            slot,
-            Operation::Write,
-            sector,
-            sector_count,
-            pages,
-            0,
-            false,
-        )
+        self.send(slot, Operation::Write, sector, sector_count, list, 0, false)
     }
 
     /// Zero-copy: queues a read of `sector_count` sectors (1..=88) from `sector` into pool
@@ -429,12 +519,13 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         self.check()?;
         self.started = true;
         let (slot, page_count) = self.check_transfer(sector_count)?;
+        let list = self.claim_list();
         self.send(
             slot,
             Operation::Read,
             sector,
             sector_count,
-            PageList::new(),
+            list,
             page_count,
             true,
         )
@@ -451,8 +542,8 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         self.check()?;
         self.started = true;
         let mut granted = 0;
-        // In the order the pages are handed out (the stack is reversed).
-        for state in self.pool.free_mut().iter_mut().rev() {
+        // In the order the pages are handed out.
+        for state in self.pool.free_mut() {
             zero_once(&mut self.pages, state);
             if self.persistent && state.grant().is_none() {
                 let grant = self
@@ -501,30 +592,33 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         self.check()?;
         self.started = true;
         let (slot, page_count) = self.check_transfer(sector_count)?;
-        let mut pages = PageList::new();
-        let mut chunks = data.chunks(PAGE_SIZE_BYTES);
-        for state in self.pool.take(page_count).iter().rev() {
-            let mut state = *state;
-            if self.persistent {
-                zero_once(&mut self.pages, &mut state);
-            } else {
-                self.pages.zero(state.page);
-                state.set_zeroed();
+        let list = self.claim_list();
+        if let Some(pages) = self.lists.get_mut(list) {
+            let mut chunks = data.chunks(PAGE_SIZE_BYTES);
+            for state in self.pool.take(page_count).iter() {
+                let mut state = *state;
+                if self.persistent {
+                    zero_once(&mut self.pages, &mut state);
+                } else {
+                    self.pages.zero(state.page);
+                    state.set_zeroed();
+                }
+                if let Some(chunk) = chunks.next() {
+                    self.pages.write(state.page, 0, chunk);
+                }
+                let _ = pages.push(state);
             }
-            if let Some(chunk) = chunks.next() {
-                self.pages.write(state.page, 0, chunk);
-            }
-            let _ = pages.push(DataPage { state });
         }
-        self.send(slot, operation, sector, sector_count, pages, 0, false)
+        self.send(slot, operation, sector, sector_count, list, 0, false)
     }
 
     /// Sends the request in `slot`, which must be the lowest free one
-    /// ([`free_slot`](Self::free_slot)): its pages are `pages`, then `from_pool` more taken
-    /// off the pool (in ascending pool order, each zeroed the first time). Grants what they
-    /// need (persistent: read-write, once per page; otherwise per request, read-only for a
-    /// write so the backend cannot scribble on our data), pushes the request and records
-    /// it, with its pages, in `slot`. On failure the pages return to the pool.
+    /// ([`free_slot`](Self::free_slot)): its pages are those in `list` (claimed for it),
+    /// then `from_pool` more taken off the pool into it (in ascending pool order, each
+    /// zeroed the first time). Grants what they need (persistent: read-write, once per
+    /// page; otherwise per request, read-only for a write so the backend cannot scribble
+    /// on our data), pushes the request and records it, with its list, in `slot`. On
+    /// failure the pages return to the pool and the list is vacated.
     #[allow(clippy::too_many_arguments)] // reason: the one internal sender, every argument a field of the request
     fn send(
         &mut self,
@@ -532,7 +626,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         operation: Operation,
         sector: u64,
         sector_count: u32,
-        mut pages: PageList<G::Page>,
+        list: usize,
         from_pool: usize,
         in_place: bool,
     ) -> Result<u64, FrontendError> {
@@ -552,18 +646,20 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             Operation::Write => BlkifRequest::Write(transfer),
             Operation::Flush => BlkifRequest::FlushDiskCache(transfer),
         };
-        // Ascending pool order: the taken run read from the top down.
-        for state in self.pool.take(from_pool).iter().rev() {
-            let _ = pages.push(DataPage { state: *state });
-        }
         let (BlkifRequest::Read(request)
         | BlkifRequest::Write(request)
         | BlkifRequest::FlushDiskCache(request)) = &mut encoded
         else {
             // Not reached: built as one of those just above.
-            self.give_back_unsent(&pages);
+            self.give_back_unsent(list);
             return Err(FrontendError::BadLength);
         };
+        let Some(pages) = self.lists.get_mut(list) else {
+            // Not reached: a claimed list exists.
+            return Err(FrontendError::BadLength);
+        };
+        // Ascending pool order, as the run lies in the pool.
+        append_run(pages, self.pool.take(from_pool));
         let mut grants = Grants {
             provider: &mut self.pages,
             persistent_grants: &mut self.persistent_grants,
@@ -571,12 +667,12 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             persistent: self.persistent,
             read_only: !self.persistent && operation == Operation::Write,
         };
-        if let Err(error) = grants.describe(request, &mut pages, sector_count) {
-            self.give_back_unsent(&pages);
+        if let Err(error) = grants.describe(request, pages, sector_count) {
+            self.give_back_unsent(list);
             return Err(FrontendError::Grant(error));
         }
         if let Err(error) = self.ring.push_request(&encoded) {
-            self.give_back_unsent(&pages);
+            self.give_back_unsent(list);
             return Err(match error {
                 RingError::Full => FrontendError::RingFull,
                 other => self.fail(FrontendError::Ring(other)),
@@ -584,25 +680,29 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         }
         self.next_generation = self.next_generation.wrapping_add(1);
         let _ = self.free_slots.pop();
-        self.slots[slot] = Slot {
-            request: Some(InFlight {
-                id,
-                operation,
-                sector,
-                sector_count,
-                in_place,
-            }),
-            pages,
-        };
+        self.slots[slot] = Some(InFlight {
+            id,
+            operation,
+            sector,
+            sector_count,
+            in_place,
+            list: list as u32,
+        });
         Ok(id)
     }
 
-    /// Pages of a request that did not go out: back to the pool, the last first (so that
-    /// the first ends on top); a per-request grant is revoked (quarantined if the backend
-    /// somehow maps it already).
-    fn give_back_unsent(&mut self, pages: &PageList<G::Page>) {
+    /// Pages of a request that did not go out (those in `list`): back to the pool, the
+    /// last first (so that the first ends on top); a per-request grant is revoked
+    /// (quarantined if the backend somehow maps it already). The list is vacated.
+    #[cold]
+    fn give_back_unsent(&mut self, list: usize) {
+        let pages = self
+            .lists
+            .get_mut(list)
+            .map(core::mem::take)
+            .unwrap_or_default();
         for page in pages.iter().rev() {
-            let mut state = page.state;
+            let mut state = *page;
             if !self.persistent {
                 if let Some(grant) = state.take_grant() {
                     if self.pages.revoke(grant).is_err() {
@@ -613,32 +713,35 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             }
             self.return_to_pool(state);
         }
+        self.vacate(list);
     }
 
-    /// Returns the pages in `slot` to the pool, the last first (so that the first ends on
-    /// top).
-    fn release(&mut self, slot: usize) {
-        let pages = &mut self.slots[slot].pages;
-        self.pool.extend(pages.iter().rev().map(|page| page.state));
-        pages.clear();
+    /// Returns the pages in `list` to the pool as they lie (the first ends on top), and
+    /// vacates it.
+    fn release(&mut self, list: usize) {
+        if let Some(pages) = self.lists.get_mut(list) {
+            self.pool.put_back(pages);
+            pages.clear();
+            self.vacant_lists.push(list as u32);
+        }
     }
 
-    /// Revokes the per-request grants of the pages in `slot`. A page whose grant the
-    /// backend still maps leaves the slot for quarantine. Returns whether none did.
-    fn revoke_grants(&mut self, slot: usize) -> bool {
+    /// Revokes the per-request grants of the pages in `list`. A page whose grant the
+    /// backend still maps leaves the list for quarantine. Returns whether none did.
+    fn revoke_grants(&mut self, list: usize) -> bool {
         let mut revoked = true;
         let provider = &mut self.pages;
         let quarantined = &mut self.quarantined;
-        self.slots[slot]
-            .pages
-            .retain_mut(|page| match page.state.take_grant() {
+        if let Some(pages) = self.lists.get_mut(list) {
+            pages.retain_mut(|page| match page.take_grant() {
                 Some(grant) if provider.revoke(grant).is_err() => {
-                    quarantined.push(page.state.page);
+                    quarantined.push(page.page);
                     revoked = false;
                     false
                 }
                 _ => true,
             });
+        }
         revoked
     }
 
@@ -690,20 +793,23 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// A backend fault (the device stops) or the device's earlier fault.
     pub fn poll(&mut self) -> Result<Option<Completion>, FrontendError> {
         Ok(self.poll_in_place()?.map(|done| {
-            self.give_back(done.pages);
+            if let Some(pages) = done.pages {
+                self.give_back(pages);
+            }
             done.completion
         }))
     }
 
     /// As [`poll`](Self::poll), but a successful read submitted with
     /// [`submit_read_in_place`](Self::submit_read_in_place) comes with its pages
-    /// ([`PagedCompletion::pages`], lent until [`give_back`](Self::give_back)) instead of a
-    /// copy of its data. Other requests come with no pages.
+    /// ([`PagedCompletion::pages`], lent until [`give_back`](Self::give_back); they stay
+    /// where the read put them) instead of a copy of its data. Other requests come with no
+    /// pages.
     ///
     /// # Errors
     ///
     /// As [`poll`](Self::poll).
-    pub fn poll_in_place(&mut self) -> Result<Option<PagedCompletion<G::Page>>, FrontendError> {
+    pub fn poll_in_place(&mut self) -> Result<Option<PagedCompletion>, FrontendError> {
         self.check()?;
         let response = match self.next_response() {
             Ok(None) => return Ok(None),
@@ -711,7 +817,7 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             Err(error) => return Err(self.fail(FrontendError::Ring(error))),
         };
         let slot = (response.id % SLOTS as u64) as usize;
-        let request = match self.slots[slot].request {
+        let request = match self.slots[slot] {
             Some(request) if request.id == response.id => request,
             _ => {
                 let error = if self.completed[slot] == Some(response.id) {
@@ -736,14 +842,16 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
             sector,
             sector_count,
             in_place,
+            list,
         } = request;
-        self.slots[slot].request = None;
+        let list = list as usize;
+        self.slots[slot] = None;
         self.completed[slot] = Some(id);
         let _ = self.free_slots.push(slot as u8);
         // Revoke first (non-persistent), so the backend cannot change read data while we
         // copy it out or the caller reads it.
-        if !self.persistent && !self.revoke_grants(slot) {
-            self.release(slot);
+        if !self.persistent && !self.revoke_grants(list) {
+            self.release(list);
             return Err(self.fail(FrontendError::GrantStillMapped(id)));
         }
         let mut completion = Completion {
@@ -756,49 +864,56 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
         };
         let read = response.status == STATUS_OKAY && operation == Operation::Read;
         if read && in_place {
-            // The pages go to the caller as they lie in the slot (one move).
-            let pages = core::mem::take(&mut self.slots[slot].pages);
-            self.lent += pages.len();
-            return Ok(Some(PagedCompletion { completion, pages }));
+            // The pages are lent where they lie: the caller gets a handle on their list.
+            self.lent += self.lists.get(list).map_or(0, |pages| pages.len());
+            return Ok(Some(PagedCompletion {
+                completion,
+                pages: Some(self.lend(list)),
+            }));
         }
         if read {
             let mut data = alloc::vec![0u8; sector_count as usize * SECTOR_SIZE];
-            for (chunk, page) in data
-                .chunks_mut(PAGE_SIZE_BYTES)
-                .zip(&self.slots[slot].pages)
-            {
-                self.pages.read(page.page(), 0, chunk);
+            if let Some(pages) = self.lists.get(list) {
+                for (chunk, page) in data.chunks_mut(PAGE_SIZE_BYTES).zip(pages) {
+                    self.pages.read(page.page(), 0, chunk);
+                }
             }
             completion.data = data;
         }
-        self.release(slot);
+        self.release(list);
         Ok(Some(PagedCompletion {
             completion,
-            pages: PageList::new(),
+            pages: None,
         }))
     }
 
     /// Disconnects: revokes every grant still out (pages the backend still maps are
     /// quarantined) and stops the device. In persistent mode that is every persistent
-    /// grant, whether its page is in the pool, in a request in flight or lent (a lent page
-    /// given back later returns to the pool ungranted); call it once the backend has
+    /// grant, whether its page is in the pool, in a request in flight or lent (lent pages
+    /// stay lent; given back later, they return to the pool ungranted); call it once the backend has
     /// unmapped them (it says Closing after that). The ring page's own grant is the
     /// caller's.
     pub fn disconnect(&mut self) -> DisconnectReport {
         let mut report = DisconnectReport::default();
         for slot in 0..SLOTS {
-            if self.slots[slot].request.take().is_none() {
+            let Some(request) = self.slots[slot].take() else {
                 continue;
-            }
+            };
             let _ = self.free_slots.push(slot as u8);
+            let list = request.list as usize;
             if self.persistent {
-                self.release(slot);
+                self.release(list);
                 continue;
             }
-            let pages = core::mem::take(&mut self.slots[slot].pages);
+            let pages = self
+                .lists
+                .get_mut(list)
+                .map(core::mem::take)
+                .unwrap_or_default();
+            self.vacate(list);
             // The last first, so that the first ends on top of the pool.
             for page in pages.iter().rev() {
-                let mut state = page.state;
+                let mut state = *page;
                 let Some(grant) = state.take_grant() else {
                     self.pool.push(state);
                     continue;
@@ -812,8 +927,9 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
                 }
             }
         }
-        // Keep the free slots ordered lowest on top, as at construction.
+        // Keep the free slots and vacant lists ordered lowest on top, as at construction.
         self.free_slots.sort_unstable_by(|a, b| b.cmp(a));
+        self.vacant_lists.sort_unstable_by(|a, b| b.cmp(a));
         let grants = core::mem::take(&mut self.persistent_grants);
         for (page, grant) in grants {
             if self.pages.revoke(grant).is_ok() {
@@ -840,15 +956,9 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// Gives back the page provider and the free pages (not the quarantined ones, nor
     /// those still lent), for a reconnection after [`disconnect`](Self::disconnect).
     pub fn into_parts(self) -> (G, Vec<G::Page>) {
-        // In the order they would have been handed out (the stack is reversed), so that a
-        // new frontend over them hands them out in the same order.
-        let free = self
-            .pool
-            .free()
-            .iter()
-            .rev()
-            .map(|state| state.page)
-            .collect();
+        // In the order they would have been handed out, so that a new frontend over them
+        // hands them out in the same order.
+        let free = self.pool.free().iter().map(DataPage::page).collect();
         (self.pages, free)
     }
 }
@@ -874,11 +984,11 @@ impl<G: GrantPages> Grants<'_, G> {
         sector_count: u32,
     ) -> Result<(), GrantError> {
         for (segment, page) in request.segments.iter_mut().zip(pages.iter_mut()) {
-            if !page.state.ready() {
-                self.prepare(&mut page.state)?;
+            if !page.ready() {
+                self.prepare(page)?;
             }
             *segment = Segment {
-                grant: page.state.grant_word(),
+                grant: page.grant_word(),
                 first_sector: 0,
                 last_sector: SECTORS_PER_PAGE - 1,
             };
@@ -898,7 +1008,7 @@ impl<G: GrantPages> Grants<'_, G> {
     /// Makes a page ready to go out: zeroed if the frontend has not since it joined the
     /// pool (only a page just taken off the pool can be: those lent were zeroed when
     /// taken), and granted if it holds no grant (persistent: for good, and recorded).
-    fn prepare(&mut self, state: &mut PageState<G::Page>) -> Result<(), GrantError> {
+    fn prepare(&mut self, state: &mut DataPage<G::Page>) -> Result<(), GrantError> {
         zero_once(self.provider, state);
         if state.grant().is_none() {
             let grant = self
@@ -928,7 +1038,7 @@ fn pages_for(sector_count: u32) -> usize {
 
 /// Zeroes the page if the frontend has not since it joined the pool.
 #[inline]
-fn zero_once<G: GrantPages>(pages: &mut G, state: &mut PageState<G::Page>) {
+fn zero_once<G: GrantPages>(pages: &mut G, state: &mut DataPage<G::Page>) {
     if !state.zeroed() {
         zero(pages, state);
     }
@@ -936,7 +1046,7 @@ fn zero_once<G: GrantPages>(pages: &mut G, state: &mut PageState<G::Page>) {
 
 /// Zeroes the page (once per page: kept out of the loops that mostly find it done).
 #[cold]
-fn zero<G: GrantPages>(pages: &mut G, state: &mut PageState<G::Page>) {
+fn zero<G: GrantPages>(pages: &mut G, state: &mut DataPage<G::Page>) {
     pages.zero(state.page);
     state.set_zeroed();
 }

@@ -13,11 +13,12 @@
 //!
 //! - copying: [`Blkfront::submit_write`] copies the caller's bytes into pool pages,
 //!   [`Blkfront::poll`] copies a read's data out into [`Completion::data`];
-//! - zero-copy: [`Blkfront::take_pages`] lends pool pages ([`DataPage`]) for the caller to
-//!   fill through the provider, [`Blkfront::submit_write_pages`] writes them;
-//!   [`Blkfront::submit_read_in_place`] reads into pool pages that
-//!   [`Blkfront::poll_in_place`] hands over ([`PagedCompletion::pages`]) until
-//!   [`Blkfront::give_back`]. Nothing on that path allocates or copies a page.
+//! - zero-copy: [`Blkfront::take_pages`] lends pool pages ([`LentPages`], a handle; the
+//!   pages stay in the frontend) for the caller to fill through the provider,
+//!   [`Blkfront::submit_write_pages`] writes them; [`Blkfront::submit_read_in_place`]
+//!   reads into pool pages that [`Blkfront::poll_in_place`] lends
+//!   ([`PagedCompletion::pages`]) until [`Blkfront::give_back`]. Nothing on that path
+//!   allocates or copies a page, nor moves a request's list of pages.
 //!
 //! Grants are per request (granted at submit, revoked at completion, before read data is
 //! looked at) unless the backend offers `feature-persistent` and the caller turns on
@@ -38,6 +39,6 @@ mod split;
 pub use completion::{Completion, DisconnectReport, FrontendError, Operation, PagedCompletion};
 pub use frontend::Blkfront;
 pub use grants::{GrantError, GrantPages, GrantRef};
-pub use pool::{DataPage, PageList, MAX_PAGES_PER_REQUEST};
+pub use pool::{DataPage, LentPages, MAX_PAGES_PER_REQUEST};
 pub use split::{split_range, Chunk, Chunks, SplitError, MAX_SECTORS_PER_REQUEST};
 pub use xen_abi::DomId;

@@ -125,9 +125,12 @@ fn round_trip(
     let pages = frontend
         .take_pages((count as usize).div_ceil(8))
         .expect("pages");
-    assert_eq!(frontend.lent_page_count(), pages.len());
-    for (page, chunk) in pages.iter().zip(data.chunks(4096)) {
-        frontend.write_page(page, 0, chunk).expect("fits");
+    assert_eq!(
+        frontend.lent_page_count(),
+        frontend.lent_pages(&pages).expect("ours").len()
+    );
+    for (index, chunk) in data.chunks(4096).enumerate() {
+        frontend.write_page(&pages, index, 0, chunk).expect("fits");
     }
     let id = frontend
         .submit_write_pages(sector, count, pages)
@@ -140,7 +143,7 @@ fn round_trip(
         (done.completion.id, done.completion.operation),
         (id, Operation::Write)
     );
-    assert!(done.completion.is_ok() && done.pages.is_empty());
+    assert!(done.completion.is_ok() && done.pages.is_none());
     let at = sector as usize * 512;
     assert_eq!(
         &backend.disk[at..at + data.len()],
@@ -161,8 +164,10 @@ fn round_trip(
         (id, Operation::Read, count)
     );
     assert!(done.completion.is_ok() && done.completion.data.is_empty());
-    assert_eq!(done.pages.len(), (count as usize).div_ceil(8));
-    assert_eq!(frontend.lent_page_count(), done.pages.len());
+    let pages = done.pages.expect("an in-place read's pages");
+    let page_count = frontend.lent_pages(&pages).expect("ours").len();
+    assert_eq!(page_count, (count as usize).div_ceil(8));
+    assert_eq!(frontend.lent_page_count(), page_count);
     if !frontend.is_persistent() {
         assert!(
             state.borrow().grants.is_empty(),
@@ -170,11 +175,11 @@ fn round_trip(
         );
     }
     let mut read = vec![0u8; data.len()];
-    for (page, chunk) in done.pages.iter().zip(read.chunks_mut(4096)) {
-        frontend.read_page(page, 0, chunk).expect("fits");
+    for (index, chunk) in read.chunks_mut(4096).enumerate() {
+        frontend.read_page(&pages, index, 0, chunk).expect("fits");
     }
     assert_eq!(read, data);
-    frontend.give_back(done.pages);
+    frontend.give_back(pages);
     assert_eq!(frontend.lent_page_count(), 0);
 }
 
@@ -372,14 +377,16 @@ fn lent_pages_at_disconnect(spend: bool) {
     let _ = frontend.publish().expect("publish");
     backend.serve(&state);
     let done = frontend.poll_in_place().expect("poll").expect("completion");
-    assert_eq!(done.pages.len(), 2);
+    let pages = done.pages.expect("an in-place read's pages");
+    assert_eq!(frontend.lent_pages(&pages).map(<[_]>::len), Ok(2));
+    let second = frontend.lent_pages(&pages).expect("ours")[1].page();
     frontend.submit_read(64, 8).expect("read");
     let _ = frontend.publish().expect("publish");
     let lent_grant = state
         .borrow()
         .grants
         .iter()
-        .find(|(_, grant)| grant.page == done.pages[1].page())
+        .find(|(_, grant)| grant.page == second)
         .map(|(reference, _)| *reference)
         .expect("granted");
     state.borrow_mut().held.insert(lent_grant);
@@ -398,11 +405,11 @@ fn lent_pages_at_disconnect(spend: bool) {
     );
     if spend {
         assert_eq!(
-            frontend.submit_write_pages(0, 16, done.pages),
+            frontend.submit_write_pages(0, 16, pages),
             Err(FrontendError::Disconnected)
         );
     } else {
-        frontend.give_back(done.pages);
+        frontend.give_back(pages);
     }
     assert_eq!(
         (frontend.free_page_count(), frontend.lent_page_count()),
@@ -410,7 +417,7 @@ fn lent_pages_at_disconnect(spend: bool) {
     );
     assert_eq!(frontend.quarantined_page_count(), 1);
     assert_eq!(
-        frontend.take_pages(1).map(|pages| pages.len()),
+        frontend.take_pages(1).map(drop),
         Err(FrontendError::Disconnected)
     );
 }
@@ -420,16 +427,16 @@ fn zero_copy_misuse_is_refused_and_loses_no_page() {
     let ring = PageBuffer::new();
     let (mut frontend, _state) = setup(&ring, 11, true);
     assert_eq!(
-        frontend.take_pages(0).map(|pages| pages.len()),
+        frontend.take_pages(0).map(drop),
         Err(FrontendError::BadLength)
     );
     assert_eq!(
-        frontend.take_pages(12).map(|pages| pages.len()),
+        frontend.take_pages(12).map(drop),
         Err(FrontendError::BadLength)
     );
     let pages = frontend.take_pages(2).expect("pages");
     assert_eq!(
-        frontend.write_page(&pages[0], 4000, &[0; 97]),
+        frontend.write_page(&pages, 0, 4000, &[0; 97]),
         Err(FrontendError::BadLength)
     );
     // Two pages hold 9..=16 sectors.
@@ -443,7 +450,7 @@ fn zero_copy_misuse_is_refused_and_loses_no_page() {
     );
     let pages = frontend.take_pages(11).expect("pages");
     assert_eq!(
-        frontend.take_pages(1).map(|pages| pages.len()),
+        frontend.take_pages(1).map(drop),
         Err(FrontendError::NoFreePages)
     );
     assert_eq!(
@@ -474,4 +481,83 @@ fn a_full_ring_refuses_zero_copy_writes_and_keeps_the_pages() {
         (frontend.free_page_count(), frontend.lent_page_count()),
         (40, 0)
     );
+}
+
+#[test]
+fn a_handle_lent_by_another_frontend_is_refused() {
+    let ring = PageBuffer::new();
+    let other_ring = PageBuffer::new();
+    let (mut frontend, _state) = setup(&ring, 11, true);
+    let (mut other, _other_state) = setup(&other_ring, 11, true);
+    let mine = frontend.take_pages(2).expect("pages");
+    let theirs = other.take_pages(2).expect("pages");
+    assert_eq!(
+        frontend.lent_pages(&theirs).map(<[_]>::len),
+        Err(FrontendError::ForeignPages)
+    );
+    assert_eq!(
+        frontend.write_page(&theirs, 0, 0, &[1; 512]),
+        Err(FrontendError::ForeignPages)
+    );
+    assert_eq!(
+        frontend.read_page(&theirs, 0, 0, &mut [0; 512]),
+        Err(FrontendError::ForeignPages)
+    );
+    // Past the run: no such page.
+    assert_eq!(
+        frontend.write_page(&mine, 2, 0, &[1; 512]),
+        Err(FrontendError::BadLength)
+    );
+    assert_eq!(
+        frontend.submit_write_pages(0, 16, theirs),
+        Err(FrontendError::ForeignPages)
+    );
+    assert_eq!(frontend.in_flight(), 0);
+    let theirs = other.take_pages(1).expect("pages");
+    frontend.give_back(theirs);
+    // Nothing of ours moved: our run is still lent, the rest still free.
+    assert_eq!(
+        (frontend.free_page_count(), frontend.lent_page_count()),
+        (9, 2)
+    );
+    frontend.give_back(mine);
+    assert_eq!(
+        (frontend.free_page_count(), frontend.lent_page_count()),
+        (11, 0)
+    );
+}
+
+#[test]
+fn more_runs_lent_at_once_than_ring_slots_all_come_back_in_order() {
+    let ring = PageBuffer::new();
+    let (mut frontend, _state) = setup(&ring, 80, false);
+    // 80 single pages: more runs than the 32 lists made at construction.
+    let lent: Vec<_> = (0..80)
+        .map(|_| frontend.take_pages(1).expect("a page"))
+        .collect();
+    let pages: Vec<usize> = lent
+        .iter()
+        .map(|run| frontend.lent_pages(run).expect("ours")[0].page())
+        .collect();
+    assert_eq!(pages, (0..80).collect::<Vec<_>>());
+    assert_eq!(frontend.free_page_count(), 0);
+    // Given back last first, they are handed out again in the first order.
+    for run in lent.into_iter().rev() {
+        frontend.give_back(run);
+    }
+    assert_eq!(
+        (frontend.free_page_count(), frontend.lent_page_count()),
+        (80, 0)
+    );
+    let run = frontend.take_pages(11).expect("pages");
+    assert_eq!(
+        frontend
+            .lent_pages(&run)
+            .expect("ours")
+            .iter()
+            .map(|page| page.page())
+            .collect::<Vec<_>>(),
+        (0..11).collect::<Vec<_>>()
+    );
+    frontend.give_back(run);
 }

@@ -523,7 +523,9 @@ pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
     while warmed < depth as u64 {
         match front.poll_in_place() {
             Ok(Some(done)) => {
-                front.give_back(done.pages);
+                if let Some(pages) = done.pages {
+                    front.give_back(pages);
+                }
                 warmed += 1;
             }
             Ok(None) => {
@@ -577,7 +579,9 @@ pub fn blk_bench(info: &StartInfo) -> ShutdownReason {
                     match front.poll_in_place() {
                         Ok(Some(done)) => {
                             errors += u64::from(!done.completion.is_ok());
-                            front.give_back(done.pages);
+                            if let Some(pages) = done.pages {
+                                front.give_back(pages);
+                            }
                             completed += 1;
                             progressed = true;
                         }
