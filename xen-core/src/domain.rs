@@ -183,12 +183,27 @@ pub struct Domain {
     pub active_grants: ActiveGrants,
     /// Frames teardown kept back because another domain still maps them.
     pub held_frames: Vec<Frame>,
+    /// Device calls refused because it owns no device (only the first is
+    /// logged: any domain can make them as fast as it likes).
+    pub device_calls_refused: u64,
 }
 
 /// Foreign grants a domain may map at once.
 pub const MAPTRACK_ENTRIES: u32 = 1024;
 /// Grant entries of a domain's table (one page of v1 entries).
 pub const GRANT_ENTRIES: u32 = (xen_abi::grant_table::ENTRIES_PER_PAGE as u64 * layout::GRANT_TABLE_PAGES) as u32;
+
+/// The id for a new domain: the first from `next` on that `in_use` does
+/// not claim, counting 1, 2, ... up to [`DomId::FIRST_RESERVED`] and then
+/// from 1 again (0 is never handed out). `in_use` must claim every live
+/// domain and every dead granter whose frames others still map: two domains
+/// with one id would share each other's policy label, grants and event
+/// channels. `None` if every id is claimed.
+pub fn free_domain_id(next: u16, in_use: impl Fn(DomId) -> bool) -> Option<DomId> {
+    let span = DomId::FIRST_RESERVED.0 - 1;
+    let start = if (1..DomId::FIRST_RESERVED.0).contains(&next) { next } else { 1 };
+    (0..span).map(|step| DomId(1 + (start - 1 + step) % span)).find(|id| !in_use(*id))
+}
 
 /// Leaf flags for a page of domain RAM.
 fn ram_page_flags(pfn: u64, plan: &LoadPlan) -> u64 {
@@ -278,6 +293,7 @@ impl Domain {
             maptrack,
             active_grants,
             held_frames: Vec::new(),
+            device_calls_refused: 0,
         });
         let _ = domain.name.push_str(spec.name.get(..spec.name.len().min(31)).unwrap_or(""));
         let _ = domain.seclabel.push_str(spec.seclabel.get(..spec.seclabel.len().min(63)).unwrap_or(""));
@@ -410,6 +426,28 @@ impl Domain {
             }
         }
         self.p2m.is_empty()
+    }
+
+    /// Teardown's end, before the held frames go to an orphan: frees
+    /// (scrubbed) the held frames whose last pin was released while the
+    /// teardown ran (their mapper unmapped between two steps), keeping only
+    /// those still pinned. An orphan's frame is freed only at a release of
+    /// one of its pins; a frame with none left would never be, and its
+    /// orphan would hold one of the few orphan slots for ever. Returns how
+    /// many were freed.
+    pub fn free_unpinned_held_frames(&mut self, machine: &mut impl MachineMemory) -> u64 {
+        let mut freed = 0;
+        let active = &self.active_grants;
+        self.held_frames.retain(|&frame| {
+            if active.is_frame_pinned(frame) {
+                return true;
+            }
+            machine.free_frame(frame);
+            freed += 1;
+            false
+        });
+        self.released_frames += freed;
+        freed
     }
 
     /// Returns every frame the domain still holds, scrubbed: its RAM and its

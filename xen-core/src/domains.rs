@@ -242,7 +242,9 @@ impl Hypervisor {
 
     /// Builds a domain and queues it; returns its id.
     fn build(&mut self, spec: &DomainSpec<'_>, image: &[u8], weight: u32) -> Result<DomId, xen_core::domain::BuildError> {
-        let id = DomId(self.next_id);
+        // Never an id a live domain or a dead granter (an orphan) holds.
+        let in_use = |id: DomId| self.index_of(id).is_some() || self.orphans.iter().any(|orphan| orphan.id == id);
+        let id = xen_core::domain::free_domain_id(self.next_id, in_use).ok_or(xen_core::domain::BuildError::TooManyDomains)?;
         let (tsc, now) = clock::now_with_tsc();
         // The console and store pages are served by the control domain:
         // the builder grants them to it in the reserved refs 0 and 1.
@@ -315,7 +317,7 @@ impl Hypervisor {
         }
         let control = domain.flags & xen_abi::start_info::flags::CONTROL_DOMAIN != 0;
         let _ = self.domains.push(Slot { id, control, security_id, domain: spin::Mutex::new(domain) });
-        self.next_id = self.next_id.wrapping_add(1).max(1) % xen_abi::DomId::FIRST_RESERVED.0;
+        self.next_id = id.0.wrapping_add(1);
         Ok(id)
     }
 
@@ -329,6 +331,11 @@ impl Hypervisor {
 
     /// One bounded step of tearing down `id`. True when it is gone.
     fn teardown_step(&mut self, id: DomId) -> bool {
+        // Its devices first: bus mastering off and lines masked before any
+        // grant it device-mapped is released or any frame of its is freed,
+        // so in-flight DMA cannot land in memory that is about to belong to
+        // someone else. (Idempotent: a later step finds nothing.)
+        crate::devices::release(id);
         self.release_channels(id);
         let Some(index) = self.index_of(id) else { return true };
         let finished = {
@@ -349,9 +356,14 @@ impl Hypervisor {
         }
         let name = domain.name.clone();
         let reason = domain.shutdown.map_or(xen_abi::hypercall::sysctl::exit_record::DESTROYED, |reason| reason as u32);
-        crate::devices::release(id);
-        self.adopt_orphan(&mut domain);
         let teardown = {
+            let mut frames = FRAMES.lock();
+            let mut machine = DirectMapMachine { frames: &mut frames };
+            // Frames unmapped since they were held back go now; an orphan
+            // keeps only those still mapped (it frees a frame at its last unmap).
+            domain.free_unpinned_held_frames(&mut machine);
+            drop(frames);
+            self.adopt_orphan(&mut domain);
             let mut frames = FRAMES.lock();
             let mut machine = DirectMapMachine { frames: &mut frames };
             domain.destroy(&mut machine)
@@ -757,7 +769,19 @@ fn run_domctl(hypervisor: &mut Hypervisor, caller: DomId, command: &Command, blo
     // The policy decides first, before anything changes.
     let decision = match command {
         Command::Create(request) => {
-            let label = hypervisor.security.as_mut().and_then(|security| security.register_label(&request.seclabel).ok());
+            // A new label is registered only for a caller the policy lets
+            // create domains of its type: the table is small and never
+            // shrinks, so a refused caller must not fill it.
+            let subject = hypervisor.index_of(caller).and_then(|index| hypervisor.domains[index].security_id);
+            let policy_disabled = hypervisor.policy_disabled;
+            let label = hypervisor.security.as_mut().and_then(|security| {
+                let registered = if policy_disabled {
+                    security.register_label(&request.seclabel)
+                } else {
+                    security.register_label_for(subject, &request.seclabel, Class::Domain, domain_permission::CREATE)
+                };
+                registered.ok()
+            });
             hypervisor.check_sid(caller, label, Class::Domain, domain_permission::CREATE)
         }
         Command::Destroy(target) => hypervisor.check(caller, *target, Class::Domain, domain_permission::DESTROY),
@@ -945,11 +969,18 @@ fn operator_op(hypervisor: &mut Hypervisor, caller: DomId, request: OperatorRequ
 }
 
 /// A driver domain's device call: only a domain with assigned functions
-/// that the policy lets use devices; another gets `EPERM` (logged once per call).
+/// that the policy lets use devices; another gets `EPERM` (its first
+/// refusal is logged, not every one: the log line goes out on the serial
+/// port with interrupts off, and any domain could repeat the call at will).
 fn device_op(hypervisor: &mut Hypervisor, caller: DomId, request: DeviceRequest) -> i64 {
     use crate::devices;
     if !devices::owns_devices(caller) {
-        warn!("{caller}: device call refused: no device is assigned to it");
+        if let Some(mut domain) = hypervisor.lock_id(caller) {
+            domain.device_calls_refused = domain.device_calls_refused.saturating_add(1);
+            if domain.device_calls_refused == 1 {
+                warn!("{caller}: device call refused: no device is assigned to it (further refusals are not logged)");
+            }
+        }
         return -errno::EPERM;
     }
     if let Err(code) = hypervisor.check(caller, caller, Class::Resource, xen_abi::policy::resource::USE) {

@@ -193,6 +193,22 @@ impl Scheduler {
         Ok(())
     }
 
+    /// An event arrived for a domain: if it is blocked it becomes runnable
+    /// (with the wake-up boost); if it was paused while blocked, it resumes
+    /// runnable rather than blocked, so that an event delivered while it
+    /// was paused is not lost until its next timer.
+    pub fn wake(&mut self, id: DomId) -> Result<(), ScheduleError> {
+        let entry = self.find(id)?;
+        match entry.state {
+            RunState::Blocked => self.set_state(id, RunState::Runnable),
+            RunState::Paused => {
+                entry.paused_while_blocked = false;
+                Ok(())
+            }
+            RunState::Runnable | RunState::Dead => Ok(()),
+        }
+    }
+
     /// Arms (or with `None` cancels) a domain's timer.
     pub fn set_timer(&mut self, id: DomId, deadline_ns: Option<u64>) -> Result<(), ScheduleError> {
         self.find(id)?.timer_deadline_ns = deadline_ns;

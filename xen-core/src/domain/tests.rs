@@ -185,3 +185,54 @@ fn grant_and_maptrack_sizes_are_valid() {
     assert!(Maptrack::new(MAPTRACK_ENTRIES).is_some());
     assert!(ActiveGrants::new(GRANT_ENTRIES).is_some());
 }
+
+#[test]
+fn a_new_domain_never_gets_an_id_in_use() {
+    // The control domain (1) and a long-lived domain (2) outlive 32 K
+    // creations: when the counter wraps, their ids are skipped, and so is 0.
+    let live = [DomId(1), DomId(2)];
+    let in_use = |id: DomId| live.contains(&id);
+    let last = DomId::FIRST_RESERVED.0 - 1;
+    assert_eq!(free_domain_id(5, in_use), Some(DomId(5)));
+    assert_eq!(free_domain_id(last, in_use), Some(DomId(last)));
+    assert_eq!(free_domain_id(last + 1, in_use), Some(DomId(3)));
+    assert_eq!(free_domain_id(0, in_use), Some(DomId(3)));
+    assert_eq!(free_domain_id(1, in_use), Some(DomId(3)));
+    assert_eq!(free_domain_id(u16::MAX, |_| false), Some(DomId(1)));
+    assert_eq!(free_domain_id(7, |_| true), None);
+}
+
+#[test]
+fn a_held_frame_unmapped_during_teardown_is_freed_not_orphaned() {
+    use crate::grant_table::fake_entries::FakeTable;
+    use crate::grant_table::{pin, release, GrantRef, Granter};
+    let mut machine = FakeMachine::new(1200);
+    let mut domain = build(&mut machine);
+    let free_before = machine.free_frame_count();
+    let mut table = FakeTable::new();
+    // Two frames granted near the top of RAM, both mapped by domain 5.
+    let pfns = [510u32, 511];
+    let mut pins = alloc::vec::Vec::new();
+    for (index, pfn) in pfns.into_iter().enumerate() {
+        let reference = GrantRef(10 + index as u32);
+        table.grant(reference, DomId(5), pfn, false);
+        let mut granter = Granter { id: domain.id, entries: &mut table, active: &mut domain.active_grants, p2m: &domain.p2m };
+        pins.push(pin(&mut granter, DomId(5), reference, true).unwrap());
+    }
+    // The first teardown step keeps both back.
+    assert!(!domain.release_some(&mut machine, 100));
+    assert_eq!(domain.held_frames.len(), 2);
+    // Between steps, the mapper unmaps the first.
+    let first = pins.remove(0);
+    let mut granter = Granter { id: domain.id, entries: &mut table, active: &mut domain.active_grants, p2m: &domain.p2m };
+    assert!(release(&mut granter, first).unwrap().frame_unpinned);
+    while !domain.release_some(&mut machine, 100) {}
+    assert_eq!(domain.free_unpinned_held_frames(&mut machine), 1);
+    assert_eq!(domain.held_frames.len(), 1, "only the frame still mapped is kept");
+    assert!(domain.active_grants.is_frame_pinned(domain.held_frames[0]));
+    let teardown = domain.destroy(&mut machine);
+    assert_eq!(teardown.ram_frames, 511);
+    // Everything but the one frame still mapped came back.
+    assert_eq!(machine.free_frame_count(), free_before + 511 + teardown.table_frames);
+    core::mem::forget(pins);
+}

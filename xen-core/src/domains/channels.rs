@@ -12,7 +12,6 @@ use xen_core::event_channel::{self, Delivery, Pair, Port};
 use xen_core::frame_allocator::Frame;
 use xen_core::grant_table::{self, ActiveGrants, BatchOutcome, CopyRequest, DetachedEntries, GrantHandle, GrantRef, Granter, GranterAccess, Pin};
 use xen_core::page_table::{flags, PAGE_4K};
-use xen_core::scheduler::RunState;
 use xen_core::trap::TrapFrame;
 
 use xen_abi::policy::{event as event_permission, grant as grant_permission, Class};
@@ -59,11 +58,10 @@ fn write_block(hypervisor: &Hypervisor, caller: usize, address: u64, block: &[u8
 use xen_abi::bytes::{u16_or_zero as u16_at, u32_or_zero as u32_at, u64_or_zero as u64_at};
 
 impl Hypervisor {
-    /// Wakes `id` if it is blocked.
+    /// Wakes `id` if it is blocked (or makes it resume runnable if it was
+    /// paused while blocked).
     fn wake(&mut self, id: DomId) {
-        if self.scheduler.entry(id).is_some_and(|entry| entry.state == RunState::Blocked) {
-            let _ = self.scheduler.set_state(id, RunState::Runnable);
-        }
+        let _ = self.scheduler.wake(id);
     }
 
     /// Raises `port` of `target` and wakes it if the event is deliverable.
@@ -201,9 +199,20 @@ impl Hypervisor {
         if let Some(index) = self.index_of(granter) {
             let mut guard = self.lock(index);
             let domain: &mut Domain = &mut guard;
-            let Some(mut page) = grant_page(domain) else { return };
-            let mut view = Granter { id: granter, entries: &mut page, active: &mut domain.active_grants, p2m: &domain.p2m };
-            let _ = grant_table::release(&mut view, pin);
+            let _ = match grant_page(domain) {
+                Some(mut page) => {
+                    let mut view = Granter { id: granter, entries: &mut page, active: &mut domain.active_grants, p2m: &domain.p2m };
+                    grant_table::release(&mut view, pin)
+                }
+                None => {
+                    // A dying granter whose table page teardown has freed
+                    // already: its pins still count (they decide which of
+                    // its frames are held back), but nothing is written.
+                    let mut detached = DetachedEntries;
+                    let mut view = Granter { id: granter, entries: &mut detached, active: &mut domain.active_grants, p2m: &domain.p2m };
+                    grant_table::release(&mut view, pin)
+                }
+            };
             return;
         }
         let Some(position) = self.orphans.iter().position(|orphan| orphan.id == granter) else { return };

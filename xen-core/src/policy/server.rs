@@ -83,6 +83,9 @@ pub enum LabelError {
     UnknownType,
     /// [`MAX_LABELS`] distinct labels are registered already.
     TableFull,
+    /// A new label named by a request the policy refuses: not registered
+    /// ([`SecurityServer::register_label_for`]).
+    NotPermitted,
 }
 
 #[derive(Clone, Debug)]
@@ -205,6 +208,45 @@ impl SecurityServer {
     /// it on first use (Xen's `security_context_to_sid`). The active policy
     /// must declare its type.
     pub fn register_label(&mut self, label: &str) -> Result<SecurityId, LabelError> {
+        self.intern(label, true)
+    }
+
+    /// The security id of `label` for a domain that `subject` asks to
+    /// create with `permissions` of `class`. A label registered already is
+    /// returned as it is (the caller's check decides); a new one is
+    /// registered only if `subject` holds those permissions on its type, or
+    /// the server is permissive. Labels are never forgotten and the table
+    /// is small ([`MAX_LABELS`]): registering whatever a refused request
+    /// names would let any domain fill it with `userN:role:type` variants,
+    /// after which no domain with a new label could be created.
+    pub fn register_label_for(
+        &mut self,
+        subject: Option<SecurityId>,
+        label: &str,
+        class: Class,
+        permissions: u32,
+    ) -> Result<SecurityId, LabelError> {
+        let parsed = Label::parse(label).ok_or(LabelError::Malformed)?;
+        let context = full_context(&parsed).ok_or(LabelError::Malformed)?;
+        if let Some(index) = self
+            .labels
+            .iter()
+            .position(|entry| entry.context == context)
+        {
+            return Ok(SecurityId(index as u16));
+        }
+        let type_id = self
+            .policy()
+            .lookup_type(parsed.type_name())
+            .ok_or(LabelError::UnknownType)?;
+        if self.mode == Mode::Enforcing {
+            let allowed = subject
+                .and_then(|subject| self.type_of(subject))
+                .map_or(0, |source| self.policy().allowed(source, type_id, class));
+            if permissions == 0 || allowed & permissions != permissions {
+                return Err(LabelError::NotPermitted);
+            }
+        }
         self.intern(label, true)
     }
 

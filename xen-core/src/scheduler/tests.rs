@@ -107,6 +107,30 @@ fn paused_domains_do_not_run_and_resume_as_they_were() {
 }
 
 #[test]
+fn an_event_while_paused_is_not_lost_on_unpause() {
+    // Blocked waiting for an event, paused by the control domain, the
+    // event arrives, unpaused: it must run and see the event, not go back
+    // to sleep until a timer it may never have armed.
+    let mut scheduler = Scheduler::new();
+    scheduler.add(DomId(1), 0).unwrap();
+    scheduler.add(DomId(2), 0).unwrap();
+    scheduler.set_state(DomId(2), RunState::Blocked).unwrap();
+    scheduler.pause(DomId(2)).unwrap();
+    scheduler.wake(DomId(2)).unwrap();
+    assert_eq!(scheduler.entry(DomId(2)).unwrap().state, RunState::Paused, "still paused");
+    scheduler.unpause(DomId(2)).unwrap();
+    assert_eq!(scheduler.entry(DomId(2)).unwrap().state, RunState::Runnable);
+    // A blocked domain is woken; a runnable or dead one is left alone.
+    scheduler.set_state(DomId(2), RunState::Blocked).unwrap();
+    scheduler.wake(DomId(2)).unwrap();
+    assert_eq!(scheduler.entry(DomId(2)).unwrap().state, RunState::Runnable);
+    scheduler.set_state(DomId(1), RunState::Dead).unwrap();
+    scheduler.wake(DomId(1)).unwrap();
+    assert_eq!(scheduler.entry(DomId(1)).unwrap().state, RunState::Dead);
+    assert_eq!(scheduler.wake(DomId(9)), Err(ScheduleError::NoSuchDomain));
+}
+
+#[test]
 fn a_new_domain_starts_level_with_the_queue() {
     let mut scheduler = Scheduler::new();
     scheduler.add(DomId(1), 0).unwrap();

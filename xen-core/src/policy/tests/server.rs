@@ -211,6 +211,69 @@ fn labels_are_registered_once_and_checked() {
 }
 
 #[test]
+fn a_refused_create_cannot_fill_the_label_table() {
+    // An untrusted domain names a fresh `userN:role:type` label in a
+    // create the policy refuses it, again and again: none is registered,
+    // so the control domain can still create a domain with a new label.
+    let mut machine = Machine::new(Mode::Enforcing);
+    for user in 0..MAX_LABELS {
+        let label = alloc::format!("user{user}:system_r:untrusted_t");
+        assert_eq!(
+            machine.server.register_label_for(
+                Some(machine.untrusted),
+                &label,
+                Class::Domain,
+                domain::CREATE
+            ),
+            Err(LabelError::NotPermitted),
+            "{label}"
+        );
+    }
+    let fresh = machine
+        .server
+        .register_label_for(
+            Some(machine.control),
+            "operator_u:system_r:untrusted_t",
+            Class::Domain,
+            domain::CREATE,
+        )
+        .unwrap();
+    assert_eq!(
+        machine.server.context(fresh),
+        Some("operator_u:system_r:untrusted_t")
+    );
+    // The next free id: none of the refused labels took one.
+    assert_eq!(fresh.index(), 5);
+    // A label registered already is returned whoever asks (the check decides).
+    assert_eq!(
+        machine.server.register_label_for(
+            Some(machine.untrusted),
+            "untrusted_t",
+            Class::Domain,
+            domain::CREATE
+        ),
+        Ok(machine.untrusted)
+    );
+    assert_eq!(
+        machine
+            .server
+            .register_label_for(None, "nobody_t", Class::Domain, domain::CREATE),
+        Err(LabelError::UnknownType)
+    );
+    // Permissive: refusals are only logged, so the label is registered.
+    let mut permissive = Machine::new(Mode::Permissive);
+    assert!(permissive
+        .server
+        .register_label_for(
+            Some(permissive.untrusted),
+            "user0:system_r:banking_t",
+            Class::Domain,
+            domain::CREATE
+        )
+        .is_ok());
+}
+
+#[test]
 fn unknown_security_ids_are_denied() {
     let mut machine = Machine::new(Mode::Enforcing);
     let mut other = SecurityServer::new(Cow::Owned(sample()), Mode::Enforcing).unwrap();
