@@ -119,7 +119,12 @@ impl<C: ConfigSpace> AssignedFunction<C> {
             INTERRUPT if access.mask & 0xFF != 0 => bump(&mut self.counters.interrupt_line_writes_ignored),
             dword if self.is_hidden(dword) => {
                 bump(&mut self.counters.msi_writes_refused);
-                log::warn!("PCI {}: write to MSI/MSI-X at {offset:#x} refused", self.bdf);
+                // The first only: the owner can repeat it at will, and a log
+                // line goes out on the serial port with interrupts off. The
+                // counters carry the rest (logged when the device is released).
+                if self.counters.msi_writes_refused == 1 {
+                    log::warn!("PCI {}: write to MSI/MSI-X at {offset:#x} refused (further ones are counted, not logged)", self.bdf);
+                }
                 return Err(FilterError::MsiOwnedByHypervisor);
             }
             _ => bump(&mut self.counters.read_only_writes_dropped),
@@ -216,7 +221,10 @@ impl<C: ConfigSpace> AssignedFunction<C> {
         self.bar_sizing[index] = false;
         if (written ^ self.bar_values[index]) & !flags != 0 {
             bump(&mut self.counters.bar_moves_ignored);
-            log::warn!("PCI {}: BAR {index} move to {written:#010x} ignored", self.bdf);
+            // The first only, as for MSI writes.
+            if self.counters.bar_moves_ignored == 1 {
+                log::warn!("PCI {}: BAR {index} move to {written:#010x} ignored (further ones are counted, not logged)", self.bdf);
+            }
         }
     }
 }
