@@ -243,7 +243,11 @@ impl Store {
             && transaction
                 .owned_after(&self.tree)
                 .iter()
-                .any(|&(d, n)| d == domid && n > self.config.quotas.max_nodes)
+                .any(|&(d, usage)| {
+                    d == domid
+                        && (usage.nodes > self.config.quotas.max_nodes
+                            || usage.bytes > self.config.quotas.max_node_bytes)
+                })
         {
             return Err(XsError::Nospc);
         }

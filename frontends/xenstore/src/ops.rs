@@ -10,7 +10,7 @@ use crate::error::XsError;
 use crate::path;
 use crate::perms::{PermEntry, Perms};
 use crate::store::Quotas;
-use crate::tree::{Change, Node, View};
+use crate::tree::{node_bytes, Change, Node, View};
 use crate::DomId;
 
 /// Who is asking, and under which limits.
@@ -126,10 +126,17 @@ fn create(
     if !caller.may_write(&ancestor_node.perms) {
         return Err(XsError::Acces);
     }
-    if !caller.privileged
-        && view.owned(caller.domid).saturating_add(chain.len()) > caller.quotas.max_nodes
-    {
-        return Err(XsError::Nospc);
+    if !caller.privileged {
+        let usage = view.owned(caller.domid);
+        let bytes = chain
+            .iter()
+            .map(|p| node_bytes(p, 0))
+            .fold(value.len(), usize::saturating_add);
+        if usage.nodes.saturating_add(chain.len()) > caller.quotas.max_nodes
+            || usage.bytes.saturating_add(bytes) > caller.quotas.max_node_bytes
+        {
+            return Err(XsError::Nospc);
+        }
     }
     let mut perms = ancestor_node.perms.clone();
     if !caller.privileged {
@@ -173,6 +180,18 @@ pub(crate) fn write(
         Some(mut node) => {
             if !caller.may_write(&node.perms) {
                 return Err(XsError::Acces);
+            }
+            // A larger value counts against its owner's bytes; checked when the
+            // writer is the owner (a domain it lets write its nodes can grow them by
+            // at most `max_value` each).
+            let growth = value.len().saturating_sub(node.value.len());
+            if !caller.privileged
+                && growth > 0
+                && node.perms.owner() == caller.domid
+                && view.owned(caller.domid).bytes.saturating_add(growth)
+                    > caller.quotas.max_node_bytes
+            {
+                return Err(XsError::Nospc);
             }
             node.value = value.to_vec();
             let perms = node.perms.clone();

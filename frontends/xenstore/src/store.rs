@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use crate::error::XsError;
 use crate::tree::{Change, Transaction, Tree, TxView, View};
 use crate::watch::{self, EventQueue, Watch};
-use crate::wire::{Decoder, Message, ProtocolError};
+use crate::wire::{reply_error, Decoder, Message, ProtocolError, PAYLOAD_MAX};
 use crate::DomId;
 
 /// Per-domain limits (Xen's xenstored defaults where it has one). The privileged
@@ -20,6 +20,11 @@ use crate::DomId;
 pub struct Quotas {
     /// Nodes a domain may own (`ENOSPC` beyond).
     pub max_nodes: usize,
+    /// Bytes of the nodes a domain owns, counting each node's path, its name in its
+    /// parent and its value (`ENOSPC` beyond). The node count alone does not bound
+    /// them: a thousand nodes with 2 KiB names and 2 KiB values are megabytes of the
+    /// control domain's memory.
+    pub max_node_bytes: usize,
     /// Bytes in one value (`E2BIG` beyond).
     pub max_value: usize,
     /// Watches per connection (`E2BIG` beyond).
@@ -35,12 +40,18 @@ pub struct Quotas {
     /// Distinct nodes one transaction may touch; beyond, the transaction can only be
     /// ended, and a commit fails with `ENOSPC` (its read set cannot grow without bound).
     pub max_transaction_nodes: usize,
+    /// Bytes one transaction may hold: the paths it touched and its copies of the
+    /// nodes it changed (a copy holds the node's value and all its children's names,
+    /// so a few writes under a large directory would otherwise copy megabytes each).
+    /// Beyond, as beyond `max_transaction_nodes`; what it held is freed.
+    pub max_transaction_bytes: usize,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
         Self {
             max_nodes: 1000,
+            max_node_bytes: 512 * 1024,
             max_value: 2048,
             max_watches: 128,
             max_pending_events: 64,
@@ -48,6 +59,7 @@ impl Default for Quotas {
             max_transactions: 10,
             max_perms: 5,
             max_transaction_nodes: 1024,
+            max_transaction_bytes: 64 * 1024,
         }
     }
 }
@@ -160,7 +172,14 @@ impl Store {
     /// Nodes owned by `domid`.
     #[must_use]
     pub fn owned_by(&self, domid: DomId) -> usize {
-        self.tree.owned(domid)
+        self.tree.owned(domid).nodes
+    }
+
+    /// Bytes (paths, names and values) of the nodes owned by `domid`, as the
+    /// `max_node_bytes` quota counts them.
+    #[must_use]
+    pub fn owned_bytes(&self, domid: DomId) -> usize {
+        self.tree.owned(domid).bytes
     }
 
     /// Opens a connection for `domid`.
@@ -305,7 +324,14 @@ impl Store {
                     break;
                 };
                 c.served += 1;
-                let reply = self.process(ConnId(id), &request);
+                let mut reply = self.process(ConnId(id), &request);
+                // A reply goes on the ring only if the client can take it (Xen's
+                // `E2BIG`): a directory of many long names would otherwise be
+                // megabytes held in the transport's outbox, then a stream the
+                // client's decoder refuses.
+                if reply.payload.len() > PAYLOAD_MAX {
+                    reply = reply_error(&request, XsError::TooBig);
+                }
                 out.entry(id).or_default().push(reply);
             }
         }
@@ -371,8 +397,11 @@ impl Store {
                 tx,
             };
             let result = op(&mut view, &caller);
-            if !caller.privileged && view.tx.touched() > caller.quotas.max_transaction_nodes {
-                view.tx.overflowed = true;
+            if !caller.privileged
+                && (view.tx.touched() > caller.quotas.max_transaction_nodes
+                    || view.tx.bytes() > caller.quotas.max_transaction_bytes)
+            {
+                view.tx.overflow();
                 return Err(XsError::Nospc);
             }
             let (value, change) = result?;

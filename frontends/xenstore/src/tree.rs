@@ -39,12 +39,25 @@ pub(crate) struct Change {
     pub(crate) perms: Perms,
 }
 
+/// What a domain's nodes hold: how many, and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) nodes: usize,
+    pub(crate) bytes: usize,
+}
+
+/// What node `path` costs its owner: its path (the tree's key), its name in its
+/// parent's child list, and its value.
+pub(crate) fn node_bytes(path: &str, value_len: usize) -> usize {
+    path.len() + crate::path::basename(path).len() + value_len
+}
+
 /// What operations read and write through.
 pub(crate) trait View {
     fn get(&mut self, path: &str) -> Option<&Node>;
     fn set(&mut self, path: &str, node: Node);
     fn remove(&mut self, path: &str);
-    fn owned(&self, domid: DomId) -> usize;
+    fn owned(&self, domid: DomId) -> Usage;
 }
 
 /// The committed tree.
@@ -52,7 +65,7 @@ pub(crate) trait View {
 pub(crate) struct Tree {
     nodes: BTreeMap<String, Node>,
     generation: u64,
-    owned: BTreeMap<DomId, usize>,
+    owned: BTreeMap<DomId, Usage>,
 }
 
 impl Tree {
@@ -82,14 +95,16 @@ impl Tree {
         self.nodes.len()
     }
 
-    fn adjust(&mut self, domid: DomId, up: bool) {
-        let count = self.owned.entry(domid).or_insert(0);
-        *count = if up {
-            *count + 1
+    fn adjust(&mut self, domid: DomId, bytes: usize, up: bool) {
+        let usage = self.owned.entry(domid).or_default();
+        if up {
+            usage.nodes += 1;
+            usage.bytes = usage.bytes.saturating_add(bytes);
         } else {
-            count.saturating_sub(1)
-        };
-        if *count == 0 {
+            usage.nodes = usage.nodes.saturating_sub(1);
+            usage.bytes = usage.bytes.saturating_sub(bytes);
+        }
+        if usage.nodes == 0 {
             self.owned.remove(&domid);
         }
     }
@@ -103,21 +118,21 @@ impl View for Tree {
     fn set(&mut self, path: &str, mut node: Node) {
         self.generation += 1;
         node.generation = self.generation;
-        let owner = node.perms.owner();
+        let (owner, bytes) = (node.perms.owner(), node_bytes(path, node.value.len()));
         if let Some(old) = self.nodes.insert(String::from(path), node) {
-            self.adjust(old.perms.owner(), false);
+            self.adjust(old.perms.owner(), node_bytes(path, old.value.len()), false);
         }
-        self.adjust(owner, true);
+        self.adjust(owner, bytes, true);
     }
 
     fn remove(&mut self, path: &str) {
         if let Some(old) = self.nodes.remove(path) {
-            self.adjust(old.perms.owner(), false);
+            self.adjust(old.perms.owner(), node_bytes(path, old.value.len()), false);
         }
     }
 
-    fn owned(&self, domid: DomId) -> usize {
-        self.owned.get(&domid).copied().unwrap_or(0)
+    fn owned(&self, domid: DomId) -> Usage {
+        self.owned.get(&domid).copied().unwrap_or_default()
     }
 }
 
@@ -126,16 +141,43 @@ impl View for Tree {
 pub(crate) struct Transaction {
     overlay: BTreeMap<String, Option<Node>>,
     seen: BTreeMap<String, u64>,
-    owned_delta: BTreeMap<DomId, i64>,
+    /// Per domain, the change in (nodes, bytes) owned.
+    owned_delta: BTreeMap<DomId, (i64, i64)>,
     changes: BTreeMap<String, Change>,
-    /// Set once the transaction touched more nodes than its quota allows.
+    /// Bytes the read set and the overlay hold (paths, values, child names).
+    bytes: usize,
+    /// Set once the transaction touched more nodes, or held more bytes, than its
+    /// quotas allow.
     pub(crate) overflowed: bool,
+}
+
+/// What `path` holding `node` costs a transaction's overlay: the copy holds the
+/// node's value and the names of all its children.
+fn overlay_cost(path: &str, node: Option<&Node>) -> usize {
+    path.len()
+        + node.map_or(0, |n| {
+            n.value.len() + n.children.iter().map(String::len).sum::<usize>()
+        })
 }
 
 impl Transaction {
     /// Distinct nodes read or written so far.
     pub(crate) fn touched(&self) -> usize {
         self.seen.len()
+    }
+
+    /// Bytes the transaction holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Gives up a transaction over its quotas: it can only end now (a commit fails
+    /// with `ENOSPC`), so what it holds is freed at once.
+    pub(crate) fn overflow(&mut self) {
+        *self = Self {
+            overflowed: true,
+            ..Self::default()
+        };
     }
 
     /// Records a change to fire at commit; one per path, so a loop of writes inside a
@@ -153,17 +195,13 @@ impl Transaction {
             .all(|(path, &gen)| tree.generation_of(path) == gen)
     }
 
-    /// Domains whose node count the transaction raises, with the count it would reach.
-    pub(crate) fn owned_after(&self, tree: &Tree) -> Vec<(DomId, usize)> {
+    /// Domains whose node count or bytes the transaction raises, with the usage it
+    /// would reach.
+    pub(crate) fn owned_after(&self, tree: &Tree) -> Vec<(DomId, Usage)> {
         self.owned_delta
             .iter()
-            .filter(|(_, &d)| d > 0)
-            .map(|(&domid, &d)| {
-                (
-                    domid,
-                    tree.owned(domid).saturating_add(d.unsigned_abs() as usize),
-                )
-            })
+            .filter(|(_, &(nodes, bytes))| nodes > 0 || bytes > 0)
+            .map(|(&domid, &delta)| (domid, apply_delta(tree.owned(domid), delta)))
             .collect()
     }
 
@@ -179,6 +217,16 @@ impl Transaction {
     }
 }
 
+fn apply_delta(base: Usage, (nodes, bytes): (i64, i64)) -> Usage {
+    let add = |base: usize, by: i64| {
+        usize::try_from(i64::try_from(base).unwrap_or(i64::MAX).saturating_add(by)).unwrap_or(0)
+    };
+    Usage {
+        nodes: add(base.nodes, nodes),
+        bytes: add(base.bytes, bytes),
+    }
+}
+
 /// A transaction seen as a view over the committed tree.
 pub(crate) struct TxView<'a> {
     pub(crate) base: &'a Tree,
@@ -191,18 +239,35 @@ impl TxView<'_> {
             self.tx
                 .seen
                 .insert(String::from(path), self.base.generation_of(path));
+            self.tx.bytes = self.tx.bytes.saturating_add(path.len());
         }
     }
 
-    fn delta(&mut self, domid: DomId, by: i64) {
-        *self.tx.owned_delta.entry(domid).or_insert(0) += by;
+    /// Puts `node` (or its removal) in the overlay, keeping the byte count.
+    fn put(&mut self, path: &str, node: Option<Node>) {
+        let added = overlay_cost(path, node.as_ref());
+        let replaced = self
+            .tx
+            .overlay
+            .insert(String::from(path), node)
+            .map_or(0, |old| overlay_cost(path, old.as_ref()));
+        self.tx.bytes = self.tx.bytes.saturating_add(added).saturating_sub(replaced);
     }
 
-    fn current_owner(&self, path: &str) -> Option<DomId> {
-        match self.tx.overlay.get(path) {
-            Some(node) => node.as_ref().map(|n| n.perms.owner()),
-            None => self.base.peek(path).map(|n| n.perms.owner()),
-        }
+    fn delta(&mut self, domid: DomId, nodes: i64, bytes: usize) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let entry = self.tx.owned_delta.entry(domid).or_insert((0, 0));
+        entry.0 = entry.0.saturating_add(nodes);
+        entry.1 = entry.1.saturating_add(nodes.signum().saturating_mul(bytes));
+    }
+
+    /// The current owner of `path` and what the node costs it.
+    fn current_owner(&self, path: &str) -> Option<(DomId, usize)> {
+        let node = match self.tx.overlay.get(path) {
+            Some(node) => node.as_ref(),
+            None => self.base.peek(path),
+        };
+        node.map(|n| (n.perms.owner(), node_bytes(path, n.value.len())))
     }
 }
 
@@ -217,24 +282,23 @@ impl View for TxView<'_> {
 
     fn set(&mut self, path: &str, node: Node) {
         self.touch(path);
-        if let Some(old) = self.current_owner(path) {
-            self.delta(old, -1);
+        if let Some((old, bytes)) = self.current_owner(path) {
+            self.delta(old, -1, bytes);
         }
-        self.delta(node.perms.owner(), 1);
-        self.tx.overlay.insert(String::from(path), Some(node));
+        self.delta(node.perms.owner(), 1, node_bytes(path, node.value.len()));
+        self.put(path, Some(node));
     }
 
     fn remove(&mut self, path: &str) {
         self.touch(path);
-        if let Some(old) = self.current_owner(path) {
-            self.delta(old, -1);
+        if let Some((old, bytes)) = self.current_owner(path) {
+            self.delta(old, -1, bytes);
         }
-        self.tx.overlay.insert(String::from(path), None);
+        self.put(path, None);
     }
 
-    fn owned(&self, domid: DomId) -> usize {
-        let delta = self.tx.owned_delta.get(&domid).copied().unwrap_or(0);
-        let base = self.base.owned(domid) as i64;
-        usize::try_from(base + delta).unwrap_or(0)
+    fn owned(&self, domid: DomId) -> Usage {
+        let delta = self.tx.owned_delta.get(&domid).copied().unwrap_or((0, 0));
+        apply_delta(self.base.owned(domid), delta)
     }
 }

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use crate::path;
 use crate::tree::Change;
-use crate::wire::{watch_event, Message};
+use crate::wire::{watch_event, Message, PAYLOAD_MAX};
 use crate::DomId;
 
 /// One registration.
@@ -29,8 +29,10 @@ pub(crate) struct EventQueue {
 }
 
 impl EventQueue {
+    /// Queues `event`, or drops and counts it if the queue is full or the event is
+    /// larger than a client may take (a long path under a watch with a long token).
     pub(crate) fn push(&mut self, event: Message, limit: usize) {
-        if self.queue.len() >= limit {
+        if self.queue.len() >= limit || event.payload.len() > PAYLOAD_MAX {
             self.dropped += 1;
         } else {
             self.queue.push_back(event);
