@@ -238,12 +238,23 @@ pub(crate) fn rm(
     if !caller.may_write(&node.perms) {
         return Err(XsError::Acces);
     }
-    let mut stack = alloc::vec![alloc::string::String::from(path)];
-    while let Some(p) = stack.pop() {
+    // Every node of the subtree must be the caller's to write, not only its
+    // top (stricter than Xen's xenstored): else a backend could remove its
+    // device directory and recreate, with values of its own, the nodes the
+    // toolstack wrote there for it to read only (`params`, `mode`).
+    let mut subtree = alloc::vec![alloc::string::String::from(path)];
+    let mut next = 0;
+    while let Some(p) = subtree.get(next).cloned() {
+        next += 1;
         if let Some(n) = view.get(&p) {
-            stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            if !caller.may_write(&n.perms) {
+                return Err(XsError::Acces);
+            }
+            subtree.extend(n.children.iter().map(|c| path::join(&p, c)));
         }
-        view.remove(&p);
+    }
+    for p in &subtree {
+        view.remove(p);
     }
     if let Some(mut up) = view.get(parent).cloned() {
         up.children.remove(path::basename(path));

@@ -285,6 +285,11 @@ mod tests {
         assert_eq!(store.read(front, 0, mode).unwrap(), b"r");
         assert_eq!(store.write(back, 0, params, b"0+999999"), Err(XsError::Acces), "the backend cannot widen its extent");
         assert_eq!(store.write(back, 0, mode, b"w"), Err(XsError::Acces));
+        // Nor by removing its device directory, which it owns, and making
+        // the nodes again: a removal needs every node of the subtree.
+        assert_eq!(store.rm(back, 0, "/local/domain/2/backend/vbd/3/51712"), Err(XsError::Acces));
+        assert_eq!(store.rm(back, 0, "/local/domain/2/backend"), Err(XsError::Acces));
+        assert_eq!(store.read(back, 0, params).unwrap(), b"2048+4096", "still there");
         assert_eq!(store.read(other, 0, params), Err(XsError::Acces));
         // What the backend publishes for the frontend, it may write.
         store.write(back, 0, "/local/domain/2/backend/vbd/3/51712/sectors", b"4096").unwrap();
