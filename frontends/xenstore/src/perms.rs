@@ -133,6 +133,17 @@ impl Perms {
         self.entries[0].domid = owner;
     }
 
+    /// Drops the listed (non-owner) entries of `domid`; whether there were any.
+    pub fn drop_entries_of(&mut self, domid: DomId) -> bool {
+        let before = self.entries.len();
+        let mut index = 0;
+        self.entries.retain(|entry| {
+            index += 1;
+            index == 1 || entry.domid != domid
+        });
+        self.entries.len() != before
+    }
+
     /// The access of a non-privileged `domid`: the owner may do anything, a listed
     /// domain gets its entry, everyone else the default.
     #[must_use]

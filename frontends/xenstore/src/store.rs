@@ -214,9 +214,15 @@ impl Store {
         conn
     }
 
-    /// Drops every connection of `domid` and fires `@releaseDomain`.
+    /// Drops every connection of `domid`, hands the nodes it owns to the
+    /// privileged domain and drops the permission entries naming it (so that a
+    /// later domain with a recycled id inherits neither), and fires
+    /// `@releaseDomain`.
     pub fn release_domain(&mut self, domid: DomId) {
         self.conns.retain(|_, c| c.domid != domid);
+        if domid != self.config.privileged {
+            self.tree.forget_domain(domid, self.config.privileged);
+        }
         self.fire_special(crate::path::RELEASE_DOMAIN);
     }
 

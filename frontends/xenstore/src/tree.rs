@@ -83,6 +83,36 @@ impl Tree {
         tree
     }
 
+    /// Forgets `domid` in every node's permissions, as it goes: what it owned
+    /// passes to `heir`, the entries naming it are dropped. A later domain given
+    /// the same id then inherits nothing (Xen's XSA-322). Returns how many nodes
+    /// changed.
+    pub(crate) fn forget_domain(&mut self, domid: DomId, heir: DomId) -> usize {
+        let changed: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, node)| {
+                node.perms
+                    .entries()
+                    .iter()
+                    .any(|entry| entry.domid == domid)
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in &changed {
+            if let Some(mut node) = self.nodes.get(path).cloned() {
+                if node.perms.owner() == domid {
+                    node.perms.set_owner(heir);
+                }
+                node.perms.drop_entries_of(domid);
+                // Through `set`: the owner's counts move, the generation moves
+                // (a transaction that read the node must not commit over it).
+                self.set(path, node);
+            }
+        }
+        changed.len()
+    }
+
     pub(crate) fn peek(&self, path: &str) -> Option<&Node> {
         self.nodes.get(path)
     }

@@ -168,3 +168,29 @@ fn a_watch_event_too_large_for_the_wire_is_dropped_and_counted() {
     s.write(d1, 0, "w/x", b"").unwrap();
     assert_eq!(s.take_events(d1).len(), 1);
 }
+
+#[test]
+fn a_domain_with_a_recycled_id_inherits_nothing_of_a_released_one() {
+    use xenstore::perms::{Access, Perms};
+    let (mut s, d0) = common::store();
+    let d5 = common::domain(&mut s, d0, 5);
+    let d6 = common::domain(&mut s, d0, 6);
+    // Domain 6 lets 5 read a node of its own; 5 owns a node outside its home
+    // (made there for it by the toolstack, as a backend's device directory).
+    s.write(d6, 0, "/local/domain/6/shared", b"for five").unwrap();
+    s.set_perms(d6, 0, "/local/domain/6/shared", &Perms::new(6, Access::None).with(5, Access::Read))
+        .unwrap();
+    s.write(d0, 0, "/outside", b"x").unwrap();
+    s.set_perms(d0, 0, "/outside", &Perms::new(5, Access::None)).unwrap();
+    assert_eq!(s.read(d5, 0, "/local/domain/6/shared").unwrap(), b"for five");
+    assert!(s.owned_by(5) > 0);
+    // Domain 5 goes; a new domain is given id 5 again.
+    s.release_domain(5);
+    let _ = d5;
+    let again = s.connect(5);
+    assert_eq!(s.read(again, 0, "/local/domain/6/shared"), Err(XsError::Acces), "6's grant to the old 5");
+    assert_eq!(s.read(again, 0, "/outside"), Err(XsError::Acces), "the old 5's node");
+    assert_eq!(s.owned_by(5), 0, "the old 5's nodes passed to the privileged domain");
+    assert_eq!(s.get_perms(d6, 0, "/local/domain/6/shared").unwrap().entries().len(), 1);
+    assert_eq!(s.read(d0, 0, "/outside").unwrap(), b"x", "kept, for the toolstack to remove");
+}
