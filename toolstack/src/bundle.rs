@@ -222,24 +222,7 @@ fn check_record(config: &DomainConfig, earlier: &[BuiltDomain]) -> Result<(), St
     if let Some(first) = earlier.iter().position(|domain| domain.name == config.name) {
         return Err(format!("name already used by domain {first}"));
     }
-    match config.seclabel.as_deref() {
-        None | Some("") => {
-            return Err(
-                "no seclabel: every boot-time domain needs a label (seclabel = \"...\")"
-                    .to_string(),
-            )
-        }
-        Some(seclabel) if seclabel.len() > MAX_SECLABEL_BYTES => {
-            return Err(format!(
-                "seclabel is {} bytes, at most {MAX_SECLABEL_BYTES}",
-                seclabel.len()
-            ))
-        }
-        Some(seclabel) if seclabel.contains('\0') => {
-            return Err("seclabel contains a NUL character".to_string())
-        }
-        Some(_) => {}
-    }
+    check_limits(config)?;
     if !config.pci.is_empty() {
         if !config.driver_domain {
             return Err("pci = [...] needs driver_domain = 1: only a driver domain is given devices".to_string());
@@ -256,6 +239,43 @@ fn check_record(config: &DomainConfig, earlier: &[BuiltDomain]) -> Result<(), St
             }
         }
     }
+    if config.control_domain {
+        if let Some(first) = earlier
+            .iter()
+            .find(|domain| domain.flags & domain_flags::CONTROL != 0)
+        {
+            return Err(format!(
+                "two control domains: '{}' is already the control domain",
+                first.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks what the hypervisor requires of every domain, built at boot or
+/// by `xl create`: its name, a seclabel that fits, RAM within the layout's
+/// limits and a command line that fits. The error says what is wrong.
+pub fn check_limits(config: &DomainConfig) -> Result<(), String> {
+    check_domain_name(&config.name)?;
+    match config.seclabel.as_deref() {
+        None | Some("") => {
+            return Err(
+                "no seclabel: every domain needs a label (seclabel = \"...\")"
+                    .to_string(),
+            )
+        }
+        Some(seclabel) if seclabel.len() > MAX_SECLABEL_BYTES => {
+            return Err(format!(
+                "seclabel is {} bytes, at most {MAX_SECLABEL_BYTES}",
+                seclabel.len()
+            ))
+        }
+        Some(seclabel) if seclabel.contains('\0') => {
+            return Err("seclabel contains a NUL character".to_string())
+        }
+        Some(_) => {}
+    }
     let (least_mib, most_mib) = (MIN_RAM_BYTES >> 20, MAX_RAM_BYTES >> 20);
     if !(least_mib..=most_mib).contains(&config.memory_mib) {
         return Err(format!(
@@ -271,17 +291,6 @@ fn check_record(config: &DomainConfig, earlier: &[BuiltDomain]) -> Result<(), St
     }
     if config.command_line.contains('\0') {
         return Err("command line contains a NUL character".to_string());
-    }
-    if config.control_domain {
-        if let Some(first) = earlier
-            .iter()
-            .find(|domain| domain.flags & domain_flags::CONTROL != 0)
-        {
-            return Err(format!(
-                "two control domains: '{}' is already the control domain",
-                first.name
-            ));
-        }
     }
     Ok(())
 }
@@ -307,7 +316,7 @@ fn read_kernel(config: &DomainConfig) -> Result<Vec<u8>, Error> {
     if length > MAX_KERNEL_BYTES {
         return Err(too_large(length));
     }
-    let kernel = std::fs::read(&config.kernel).map_err(io_error)?;
+    let kernel = crate::read_limited(&config.kernel, MAX_KERNEL_BYTES).map_err(io_error)?;
     if kernel.len() as u64 > MAX_KERNEL_BYTES {
         return Err(too_large(kernel.len() as u64));
     }

@@ -81,13 +81,20 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The largest configuration file read (real ones are a few hundred bytes).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Reads and parses the configuration file at `path`.
 pub fn load(path: &Path) -> Result<DomainConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+    let unreadable = |message: String| ConfigError {
         path: path.to_path_buf(),
         position: None,
-        message: format!("cannot read: {error}"),
-    })?;
+        message: format!("cannot read: {message}"),
+    };
+    let bytes = crate::read_limited(path, MAX_CONFIG_BYTES)
+        .map_err(|error| unreadable(error.to_string()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|error| unreadable(format!("not UTF-8 text: {error}")))?;
     parse(&text, path)
 }
 

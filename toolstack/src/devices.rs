@@ -11,6 +11,11 @@
 
 use crate::config::{Access, DiskSpec, DomainConfig};
 
+/// The most devices the agent takes on its command line
+/// (`toolstack/agent/src/devices.rs`'s `MAX_DEVICES`): with more, it
+/// refuses the whole `devices=` word and the control domain stops at boot.
+pub const MAX_DEVICES: usize = 32;
+
 /// Xen's device number for a `vdev`: `xvdX` → 202 << 8 | index << 4 (xvda is 51712).
 pub fn device_number(vdev: &str) -> Result<u32, String> {
     let letters = vdev.strip_prefix("xvd").ok_or_else(|| format!("vdev '{vdev}': only xvd[a-z] names are served here"))?;
@@ -63,6 +68,9 @@ pub fn device_word(domains: &[DomainConfig]) -> Result<Option<String>, (String, 
             if let Some((_, _, other)) = extents.iter().find(|(other_start, other_count, _)| start < other_start + other_count && *other_start < start + count) {
                 return Err(fail(format!("disk {vdev}: extent {start}+{count} overlaps {other}'s")));
             }
+            if entries.len() == MAX_DEVICES {
+                return Err(fail(format!("disk {vdev}: more than {MAX_DEVICES} disks in the launch, the most the control domain serves")));
+            }
             extents.push((start, count, domain.name.clone()));
             let mode = if *access == Access::ReadOnly { "r" } else { "w" };
             entries.push(format!("vbd:{}:{}:{number}:{start}+{count}:{mode}", index + 1, backend_index + 1));
@@ -109,5 +117,20 @@ mod tests {
         assert!(device_word(&[guest("vdev=xvda, target=0+8")]).unwrap_err().1.contains("no driver domain"));
         assert_eq!(device_word(&[driver]).unwrap(), None);
         assert_eq!(device_number("xvdb").unwrap(), 51728);
+    }
+
+    /// The agent refuses a `devices=` word of more than 32 entries (and
+    /// the control domain stops at boot); the bundle used to be built anyway.
+    #[test]
+    fn more_disks_than_the_agent_serves_are_refused() {
+        let driver = config("name='driver'\nkernel='k'\nmemory=8\nseclabel='driver_t'\ndriver_domain=1\n");
+        let guest = |name: &str, first: u64, count: u8| {
+            let disks: Vec<String> = (0..count).map(|index| format!("'vdev=xvd{}, target={}+8'", char::from(b'a' + index), first + u64::from(index) * 8)).collect();
+            config(&format!("name='{name}'\nkernel='k'\nmemory=8\nseclabel='g_t'\ndisk=[{}]\n", disks.join(", ")))
+        };
+        let word = device_word(&[driver.clone(), guest("g", 0, 26), guest("h", 1000, 6)]).unwrap().unwrap();
+        assert_eq!(word.split(',').count(), MAX_DEVICES);
+        let (name, message) = device_word(&[driver, guest("g", 0, 26), guest("h", 1000, 7)]).unwrap_err();
+        assert_eq!((name.as_str(), message.as_str()), ("h", "disk xvdg: more than 32 disks in the launch, the most the control domain serves"));
     }
 }

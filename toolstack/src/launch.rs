@@ -85,7 +85,9 @@ pub fn load(directory: &Path) -> Result<Launch, Error> {
         }
         [path] => Some(Policy {
             path: path.clone(),
-            bytes: std::fs::read(path).map_err(io_error(path))?,
+            // Bounded by the bundle's size; the bundle writer checks the policy's own limit.
+            bytes: crate::read_limited(path, xen_abi::bundle::MAX_TOTAL_BYTES)
+                .map_err(io_error(path))?,
         }),
         _ => {
             let mut names: Vec<String> = policy_paths

@@ -253,12 +253,19 @@ impl fmt::Display for FileError {
 
 impl std::error::Error for FileError {}
 
+/// The largest policy text read.
+pub const MAX_TEXT_BYTES: u64 = 16 << 20;
+
 /// Reads and analyzes the policy text at `path`.
 pub fn analyze_file(path: &Path) -> Result<CompiledPolicy, FileError> {
-    let text = std::fs::read_to_string(path).map_err(|io| FileError {
+    let unreadable = |io| FileError {
         path: path.to_path_buf(),
         error: None,
         io: Some(io),
+    };
+    let bytes = crate::read_limited(path, MAX_TEXT_BYTES).map_err(unreadable)?;
+    let text = String::from_utf8(bytes).map_err(|error| {
+        unreadable(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text: {error}")))
     })?;
     analyze(&text).map_err(|error| FileError {
         path: path.to_path_buf(),

@@ -397,7 +397,7 @@ fn create_refusals_and_config_errors() {
     });
     std::fs::write(agent.path("a.elf"), b"kernel").unwrap();
     let good = agent.path("a.cfg");
-    std::fs::write(&good, "name = 'a'\nkernel = 'a.elf'\nmemory = 8\n").unwrap();
+    std::fs::write(&good, "name = 'a'\nkernel = 'a.elf'\nmemory = 8\nseclabel = 'a_t'\n").unwrap();
     let stderr = failed(&agent.xl(&["create", good.to_str().unwrap()]));
     assert!(
         stderr.ends_with("xl: create a: a domain named 'a' exists (EEXIST)\n"),
@@ -421,7 +421,7 @@ fn create_refusals_and_config_errors() {
     let missing_kernel = agent.path("nokernel.cfg");
     std::fs::write(
         &missing_kernel,
-        "name = 'b'\nkernel = 'b.elf'\nmemory = 8\n",
+        "name = 'b'\nkernel = 'b.elf'\nmemory = 8\nseclabel = 'b_t'\n",
     )
     .unwrap();
     let stderr = failed(&agent.xl(&["create", missing_kernel.to_str().unwrap()]));
@@ -430,6 +430,42 @@ fn create_refusals_and_config_errors() {
         "{stderr}"
     );
     assert_eq!(agent.requests().len(), 1);
+}
+
+/// What the hypervisor would refuse is refused before anything is sent:
+/// `memory` out of range used to upload the whole kernel over the serial
+/// channel and come back as a bare EINVAL (and a `memory` of 2^44 MiB or
+/// more wrapped to 0 in `memory_mib << 20`); a kernel path to an endless
+/// file used to be read until memory ran out.
+#[test]
+fn create_checks_the_limits_before_sending_anything() {
+    let agent = Agent::start(|request| panic!("nothing should be sent, got {request:?}"));
+    std::fs::write(agent.path("a.elf"), b"kernel").unwrap();
+    let cases = [
+        ("memory = 2048\nseclabel = 'a_t'\nkernel = 'a.elf'\n", "memory 2048 MiB is not in range: expected 1 to 1024 MiB"),
+        (
+            "memory = 17592186044416\nseclabel = 'a_t'\nkernel = 'a.elf'\n",
+            "memory 17592186044416 MiB is not in range: expected 1 to 1024 MiB",
+        ),
+        ("memory = 8\nkernel = 'a.elf'\n", "no seclabel: every domain needs a label"),
+        (
+            "memory = 8\nseclabel = 'a_t'\nkernel = 'a.elf'\nextra = 'a\\tb\x00c'\n",
+            "command line contains a NUL character",
+        ),
+        #[cfg(target_os = "linux")]
+        (
+            "memory = 8\nseclabel = 'a_t'\nkernel = '/dev/zero'\n",
+            "kernel /dev/zero: goes on past the end its metadata gives, more than the limit of 16777216 bytes",
+        ),
+    ];
+    for (lines, expected) in cases {
+        let config = agent.path("a.cfg");
+        std::fs::write(&config, format!("name = 'a'\n{lines}")).unwrap();
+        let stderr = failed(&agent.xl(&["create", config.to_str().unwrap()]));
+        assert!(stderr.contains(expected), "{lines:?}: {stderr}");
+        assert!(stderr.contains(&config.display().to_string()), "{stderr}");
+    }
+    assert!(agent.requests().is_empty());
 }
 
 #[test]

@@ -75,8 +75,17 @@ fn last_denial() -> Option<String> {
     let mut buffer = [0u8; 4096];
     let (_, count) = operator::read_log(end.saturating_sub(buffer.len() as u64), &mut buffer).ok()?;
     let text = core::str::from_utf8(&buffer[..count]).ok()?;
-    let line = text.lines().rev().find_map(|line| line.find("avc:  denied").map(|at| &line[at..]))?;
-    Some(String::from(line))
+    newest_denial(text).map(String::from)
+}
+
+/// The newest `avc:  denied` line the hypervisor itself logged in `text`:
+/// one of its own lines (`(XEN) ...`), not a domain's console line
+/// (`(dN) ...`), which a domain could write to look like a denial.
+fn newest_denial(text: &str) -> Option<&str> {
+    text.lines()
+        .rev()
+        .filter(|line| line.starts_with("(XEN) "))
+        .find_map(|line| line.find("avc:  denied").map(|at| &line[at..]))
 }
 
 /// Finds a domain by id or name.
@@ -289,6 +298,21 @@ pub fn load_policy(bytes: &[u8]) -> Result<(), Failure> {
     xsm::load_policy(bytes).map_err(|errno| Failure::from_errno(errno, "loadpolicy"))
 }
 
+/// Refuses, before its kernel is uploaded, a create the hypervisor would
+/// refuse for its size or memory (an upload over the serial channel takes
+/// minutes; the hypervisor's answer would be a bare errno).
+pub fn check_create(spec: &CreateSpec) -> Result<(), Failure> {
+    let most = xen_abi::bundle::MAX_KERNEL_BYTES;
+    if spec.kernel_bytes == 0 || u64::from(spec.kernel_bytes) > most {
+        return Err(Failure::new(wire_errno::EFBIG, format!("a kernel of {} bytes (1..={most})", spec.kernel_bytes)));
+    }
+    let (least_mib, most_mib) = (xen_abi::layout::MIN_RAM_BYTES >> 20, xen_abi::layout::MAX_RAM_BYTES >> 20);
+    if !(least_mib..=most_mib).contains(&spec.memory_mib) {
+        return Err(Failure::new(wire_errno::EINVAL, format!("memory {} MiB is not in range: expected {least_mib} to {most_mib} MiB", spec.memory_mib)));
+    }
+    check_new_name(&spec.name)
+}
+
 /// Builds a domain from an uploaded kernel and connects it to the store.
 pub fn create(service: &mut Service, spec: &CreateSpec, image: &[u8]) -> Result<u16, Failure> {
     check_new_name(&spec.name)?;
@@ -302,4 +326,44 @@ pub fn create(service: &mut Service, spec: &CreateSpec, image: &[u8]) -> Result<
         log::warn!("store: new domain {domid} not served: {why}");
     }
     Ok(domid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denial_is_quoted_only_from_the_hypervisors_own_lines() {
+        let log = "(XEN) [    1.000000] W avc:  denied  { create } for domid=0 scontext=a tcontext=b tclass=domain\n\
+                   (d3) avc:  denied  { nothing } forged by a guest\n\
+                   (d3) (XEN) [    2.000000] W avc:  denied  { forged } too\n";
+        assert_eq!(newest_denial(log), Some("avc:  denied  { create } for domid=0 scontext=a tcontext=b tclass=domain"));
+        assert_eq!(newest_denial("(d3) avc:  denied  { nothing }\n"), None);
+    }
+
+    fn spec(kernel_bytes: u32, memory_mib: u64) -> CreateSpec {
+        CreateSpec {
+            name: String::from("guest"),
+            memory_mib,
+            seclabel: Some(String::from("guest_t")),
+            command_line: String::new(),
+            cpu_weight: None,
+            on_crash: ExitAction::Destroy,
+            on_poweroff: ExitAction::Destroy,
+            on_reboot: ExitAction::Destroy,
+            kernel_bytes,
+            kernel_sha256: [0; 32],
+        }
+    }
+
+    #[test]
+    fn a_create_the_hypervisor_would_refuse_is_refused_before_the_upload() {
+        let refused = |spec: &CreateSpec| check_create(spec).err().map(|failure| (failure.errno, failure.message));
+        let most = xen_abi::bundle::MAX_KERNEL_BYTES as u32;
+        assert_eq!(refused(&spec(most + 1, 8)), Some((wire_errno::EFBIG, format!("a kernel of {} bytes (1..={most})", most + 1))));
+        assert_eq!(refused(&spec(0, 8)).map(|(errno, _)| errno), Some(wire_errno::EFBIG));
+        for memory in [0, 1025, u64::MAX] {
+            assert_eq!(refused(&spec(4096, memory)).map(|(errno, _)| errno), Some(wire_errno::EINVAL), "{memory}");
+        }
+    }
 }

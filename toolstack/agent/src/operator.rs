@@ -19,9 +19,6 @@ use sha2::{Digest, Sha256};
 use crate::commands::{self, Failure};
 use crate::service::Service;
 
-/// The largest kernel or policy accepted over the channel.
-pub const MAX_UPLOAD_BYTES: u32 = 24 * 1024 * 1024;
-
 /// What is being uploaded.
 enum UploadKind {
     Create(CreateSpec),
@@ -109,10 +106,7 @@ impl Operator {
             Request::Chunk { offset, bytes } => self.on_chunk(id, offset, &bytes),
             Request::Commit => self.on_commit(id, service),
             Request::Create(spec) => {
-                if spec.kernel_bytes == 0 || spec.kernel_bytes > MAX_UPLOAD_BYTES {
-                    return fail(id, Failure::new(wire_errno::EFBIG, format!("a kernel of {} bytes (1..={MAX_UPLOAD_BYTES})", spec.kernel_bytes)));
-                }
-                if let Err(failure) = commands::check_new_name(&spec.name) {
+                if let Err(failure) = commands::check_create(&spec) {
                     return fail(id, failure);
                 }
                 let (size, sha256) = (spec.kernel_bytes, spec.kernel_sha256);

@@ -359,8 +359,8 @@ fn policy_command(command: &PolicyCommand) -> Result<(), String> {
             Ok(())
         }
         PolicyCommand::Check { file } => {
-            let bytes =
-                std::fs::read(file).map_err(|error| format!("{}: {error}", file.display()))?;
+            let bytes = toolstack::read_limited(file, policy::MAX_TEXT_BYTES)
+                .map_err(|error| format!("{}: {error}", file.display()))?;
             let text = if bytes.starts_with(&xen_abi::policy::MAGIC) {
                 policy::decompile(&bytes).map_err(|error| format!("{}: {error}", file.display()))?
             } else {

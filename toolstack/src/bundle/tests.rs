@@ -185,6 +185,21 @@ fn kernels_must_exist_be_non_empty_and_not_too_large() {
     assert!(xen_core::bundle::parse(&build(&launch).unwrap()).is_ok());
 }
 
+/// A kernel path to an endless file (its metadata says 0 bytes) used to be
+/// read whole: all the memory there was, then an allocation failure.
+#[test]
+#[cfg(target_os = "linux")]
+fn an_endless_kernel_file_is_refused_at_the_limit() {
+    let directory = four_domains();
+    let mut launch = load(&directory);
+    launch.domains[3].kernel = std::path::PathBuf::from("/dev/zero");
+    let message = build_error(&launch);
+    assert_eq!(
+        message,
+        "/dev/zero: goes on past the end its metadata gives, more than the limit of 16777216 bytes"
+    );
+}
+
 #[test]
 fn policy_and_total_size_are_bounded() {
     let directory = four_domains();

@@ -291,6 +291,22 @@ fn load_reports_unreadable_files() {
     );
 }
 
+/// `xl check-config /dev/zero` used to read until memory ran out.
+#[test]
+#[cfg(target_os = "linux")]
+fn load_refuses_an_endless_file_at_the_limit() {
+    let error = load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "/dev/zero: cannot read: goes on past the end its metadata gives, more than the limit of 1048576 bytes"
+    );
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("latin1.cfg");
+    std::fs::write(&path, b"name = 'caf\xe9'\n").unwrap();
+    let error = load(&path).unwrap_err().to_string();
+    assert!(error.contains("cannot read: not UTF-8 text"), "{error}");
+}
+
 proptest::proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC*") {

@@ -187,6 +187,41 @@ fn class_permissions(
     Ok(result)
 }
 
+/// What a rule names, expanded but not multiplied out: its source types,
+/// its targets and its classes with their permission bits.
+struct Expanded {
+    sources: BTreeSet<u16>,
+    targets: Targets,
+    classes: Vec<(Class, u32)>,
+}
+
+impl Expanded {
+    fn of(
+        resolver: &Resolver,
+        sources: &[Name],
+        targets: &[Name],
+        classes: &Classes,
+        permissions: &Option<Vec<Name>>,
+    ) -> Result<Self, CompileError> {
+        Ok(Self {
+            sources: resolver.expand(sources, false)?.types,
+            targets: resolver.expand(targets, true)?,
+            classes: class_permissions(classes, permissions)?,
+        })
+    }
+
+    /// How many `(source, target, class)` triples it stands for, at most.
+    fn size(&self) -> usize {
+        let targets = self.targets.types.len() + usize::from(self.targets.includes_self);
+        self.sources.len() * targets * self.classes.len()
+    }
+
+    /// Whether it names `target` for `source`.
+    fn names_target(&self, source: u16, target: u16) -> bool {
+        self.targets.types.contains(&target) || (self.targets.includes_self && source == target)
+    }
+}
+
 /// Every `(source, target, class, bits)` a rule stands for, in order.
 fn expand_rule(
     resolver: &Resolver,
@@ -262,7 +297,7 @@ pub(super) fn resolve(
         }
     }
     let mut entries: BTreeMap<(u16, u16, Class), Entry> = BTreeMap::new();
-    let mut neverallows = Vec::new();
+    let mut neverallows: Vec<Neverallow<'_>> = Vec::new();
     for statement in statements {
         let Statement::Rule {
             kind,
@@ -275,11 +310,16 @@ pub(super) fn resolve(
         else {
             continue;
         };
-        let expanded = expand_rule(&resolver, sources, targets, classes, permissions)?;
         if *kind == RuleKind::Neverallow {
-            neverallows.push((*position, expanded));
+            // Only its names are checked now; it is expanded again, one at
+            // a time, once every allow is in (multiplied out, one can stand
+            // for millions of triples: keeping them all would take
+            // gigabytes for a few lines of text).
+            Expanded::of(&resolver, sources, targets, classes, permissions)?;
+            neverallows.push((*position, sources.as_slice(), targets.as_slice(), classes, permissions));
             continue;
         }
+        let expanded = expand_rule(&resolver, sources, targets, classes, permissions)?;
         for (source, target, class, bits) in expanded {
             if entries.len() >= MAX_RULES as usize
                 && !entries.contains_key(&(source, target, class))
@@ -298,7 +338,7 @@ pub(super) fn resolve(
             entry.permissions |= bits;
         }
     }
-    check_neverallows(&neverallows, &entries, &types)?;
+    check_neverallows(&resolver, &neverallows, &entries, &types)?;
     let attributes = resolver
         .members
         .into_iter()
@@ -315,56 +355,105 @@ pub(super) fn resolve(
     })
 }
 
-type Expansion = Vec<(u16, u16, Class, u32)>;
+#[cfg(test)]
+std::thread_local! {
+    /// Triples and entries the neverallow check looked at on this thread (the
+    /// tests bound the work by it, not by a clock).
+    pub(super) static NEVERALLOW_STEPS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Counts one step of the neverallow check (tests only).
+#[inline]
+fn count_neverallow_step() {
+    #[cfg(test)]
+    NEVERALLOW_STEPS.with(|steps| steps.set(steps.get() + 1));
+}
+
+/// A `neverallow` as written: its position and its parts.
+type Neverallow<'a> = (Position, &'a [Name], &'a [Name], &'a Classes, &'a Option<Vec<Name>>);
 
 /// The first `allow` (by position) that grants what a `neverallow` forbids.
+/// Of the allows a neverallow catches, the one reported is the earliest,
+/// then the first in the neverallow's own order (source, target, class as
+/// written, permission bit).
 fn check_neverallows(
-    neverallows: &[(Position, Expansion)],
+    resolver: &Resolver,
+    neverallows: &[Neverallow<'_>],
     entries: &BTreeMap<(u16, u16, Class), Entry>,
     types: &[String],
 ) -> Result<(), CompileError> {
-    let mut worst: Option<(Position, ErrorKind)> = None;
-    for (neverallow, expanded) in neverallows {
-        for (source, target, class, bits) in expanded {
-            let Some(entry) = entries.get(&(*source, *target, *class)) else {
-                continue;
-            };
+    for &(neverallow, sources, targets, classes, permissions) in neverallows {
+        let forbidden = Expanded::of(resolver, sources, targets, classes, permissions)?;
+        // (allow, source, target, class index, bit): the smallest wins.
+        let mut worst: Option<(Position, u16, u16, usize, u32)> = None;
+        let mut consider = |source: u16, target: u16, class_index: usize, entry: &Entry| {
+            let bits = forbidden.classes[class_index].1;
             let overlap = entry.permissions & bits;
             for bit in (0..32).filter(|bit| overlap & (1 << bit) != 0) {
-                let Some(allow) = entry.origins[bit] else {
-                    continue;
-                };
-                if worst
-                    .as_ref()
-                    .is_some_and(|(position, _)| *position <= allow)
-                {
+                if let Some(allow) = entry.origins[bit as usize] {
+                    let candidate = (allow, source, target, class_index, bit);
+                    if worst.is_none_or(|worst| candidate < worst) {
+                        worst = Some(candidate);
+                    }
+                }
+            }
+        };
+        // Walk whichever is smaller: the triples it names, or the entries.
+        if forbidden.size() <= entries.len() {
+            for &source in &forbidden.sources {
+                let mut pair_targets = forbidden.targets.types.clone();
+                if forbidden.targets.includes_self {
+                    pair_targets.insert(source);
+                }
+                for target in pair_targets {
+                    for (class_index, (class, _)) in forbidden.classes.iter().enumerate() {
+                        count_neverallow_step();
+                        if let Some(entry) = entries.get(&(source, target, *class)) {
+                            consider(source, target, class_index, entry);
+                        }
+                    }
+                }
+            }
+        } else {
+            for (&(source, target, class), entry) in entries {
+                count_neverallow_step();
+                if !forbidden.sources.contains(&source) || !forbidden.names_target(source, target) {
                     continue;
                 }
-                // Every bit the same allow line contributed to this entry.
-                let same_rule = (0..32)
-                    .filter(|other| {
-                        overlap & (1 << other) != 0 && entry.origins[*other] == Some(allow)
-                    })
-                    .fold(0, |bits, other| bits | (1 << other));
-                let name = |id: u16| types.get(usize::from(id)).cloned().unwrap_or_default();
-                worst = Some((
-                    allow,
-                    ErrorKind::NeverallowViolation {
-                        neverallow_line: neverallow.line,
-                        access: format!(
-                            "{} {} : {} {}",
-                            name(*source),
-                            name(*target),
-                            class.name(),
-                            permission_list(*class, same_rule)
-                        ),
-                    },
-                ));
+                // The first time the class is named, as the walk above finds it.
+                if let Some(class_index) =
+                    forbidden.classes.iter().position(|(named, _)| *named == class)
+                {
+                    consider(source, target, class_index, entry);
+                }
             }
         }
-        if let Some((position, kind)) = worst {
-            return Err(error(position, kind));
-        }
+        let Some((allow, source, target, class_index, _)) = worst else {
+            continue;
+        };
+        let (class, bits) = forbidden.classes[class_index];
+        let Some(entry) = entries.get(&(source, target, class)) else {
+            continue;
+        };
+        // Every bit the same allow line contributed to this entry.
+        let overlap = entry.permissions & bits;
+        let same_rule = (0..32)
+            .filter(|other| overlap & (1 << other) != 0 && entry.origins[*other] == Some(allow))
+            .fold(0, |bits, other| bits | (1 << other));
+        let name = |id: u16| types.get(usize::from(id)).cloned().unwrap_or_default();
+        return Err(error(
+            allow,
+            ErrorKind::NeverallowViolation {
+                neverallow_line: neverallow.line,
+                access: format!(
+                    "{} {} : {} {}",
+                    name(source),
+                    name(target),
+                    class.name(),
+                    permission_list(class, same_rule)
+                ),
+            },
+        ));
     }
     Ok(())
 }

@@ -212,13 +212,19 @@ fn create(channel: &Channel, path: &Path) -> Result<(), String> {
             path.display()
         );
     }
-    let kernel = std::fs::read(&config.kernel).map_err(|error| {
-        format!(
-            "{}: kernel {}: {error}",
-            path.display(),
-            config.kernel.display()
-        )
-    })?;
+    // What the hypervisor would refuse is refused here, before the kernel
+    // crosses the (slow) channel.
+    toolstack::bundle::check_limits(&config)
+        .map_err(|message| format!("{}: domain '{}': {message}", path.display(), config.name))?;
+    // Bounded: a path to /dev/zero must not take all the memory there is.
+    let kernel = toolstack::read_limited(&config.kernel, xen_abi::bundle::MAX_KERNEL_BYTES)
+        .map_err(|error| {
+            format!(
+                "{}: kernel {}: {error}",
+                path.display(),
+                config.kernel.display()
+            )
+        })?;
     let too_big = || {
         format!(
             "{}: kernel {} is {} bytes, over the limit of {}",
@@ -228,9 +234,6 @@ fn create(channel: &Channel, path: &Path) -> Result<(), String> {
             xen_abi::bundle::MAX_KERNEL_BYTES
         )
     };
-    if kernel.len() as u64 > xen_abi::bundle::MAX_KERNEL_BYTES {
-        return Err(too_big());
-    }
     // Only what the loader reads crosses the channel (no debug information);
     // what does not parse here goes as it is, for the hypervisor's loader to judge.
     let kernel = toolstack::elf::loadable_image(&kernel, config.memory_mib << 20).unwrap_or_else(|_| kernel.clone());
@@ -265,7 +268,8 @@ fn create(channel: &Channel, path: &Path) -> Result<(), String> {
 
 /// `xl loadpolicy FILE`.
 fn load_policy(channel: &Channel, path: &Path) -> Result<(), String> {
-    let bytes = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let bytes = toolstack::read_limited(path, policy::MAX_TEXT_BYTES)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
     let compiled = if bytes.starts_with(&xen_abi::policy::MAGIC) {
         bytes
     } else {
