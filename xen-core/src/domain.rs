@@ -101,6 +101,9 @@ pub enum BuildError {
     Limits,
     /// The domain table is full.
     TooManyDomains,
+    /// The command line holds a NUL or does not fit the start-info field
+    /// (with its NUL): the domain would see another line than the one asked.
+    BadCommandLine,
 }
 
 impl core::fmt::Display for BuildError {
@@ -120,6 +123,11 @@ impl core::fmt::Display for BuildError {
             BuildError::Map(error) => write!(f, "mapping failed: {error}"),
             BuildError::Limits => write!(f, "grant-table limits out of range"),
             BuildError::TooManyDomains => write!(f, "the domain table is full"),
+            BuildError::BadCommandLine => write!(
+                f,
+                "the command line holds a NUL or is longer than {} bytes",
+                start_info::COMMAND_LINE_BYTES - 1
+            ),
         }
     }
 }
@@ -239,6 +247,9 @@ impl Domain {
         hypervisor_mappings: &[HypervisorMapping],
         now_ns: u64,
     ) -> Result<Box<Domain>, BuildError> {
+        if spec.command_line.contains('\0') || spec.command_line.len() >= start_info::COMMAND_LINE_BYTES {
+            return Err(BuildError::BadCommandLine);
+        }
         let memory = spec.memory_bytes;
         if memory % PAGE_SIZE != 0 || !(layout::MIN_RAM_BYTES..=layout::MAX_RAM_BYTES).contains(&memory) {
             return Err(BuildError::BadMemorySize(memory));

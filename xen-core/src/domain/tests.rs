@@ -123,6 +123,16 @@ fn failures_leave_nothing_allocated() {
     let result = Domain::build(&mut machine, DomId(1), &spec(MEMORY), &image, &[], 0);
     assert!(matches!(result, Err(BuildError::OutOfMemory { .. })));
     assert_eq!(machine.free_frame_count(), 300);
+    // A command line the domain would not see as asked: refused, not cut.
+    let long = "x".repeat(xen_abi::start_info::COMMAND_LINE_BYTES);
+    for line in ["action=hello\0secret", long.as_str()] {
+        let spec = DomainSpec { command_line: line, ..spec(MEMORY) };
+        let result = Domain::build(&mut machine, DomId(1), &spec, &image, &[], 0);
+        assert_eq!(result.err(), Some(BuildError::BadCommandLine));
+    }
+    let fits = "x".repeat(xen_abi::start_info::COMMAND_LINE_BYTES - 1);
+    let mut roomy = FakeMachine::new(1200);
+    assert!(Domain::build(&mut roomy, DomId(1), &DomainSpec { command_line: &fits, ..spec(MEMORY) }, &image, &[], 0).is_ok());
     // Bad memory sizes.
     for bytes in [4095, 1 << 19, (1 << 30) + 4096, MEMORY + 1] {
         let result = Domain::build(&mut machine, DomId(1), &spec(bytes), &image, &[], 0);
