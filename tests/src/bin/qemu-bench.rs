@@ -436,8 +436,8 @@ top of it a second ring protocol: blkfront builds a blkif request and checks the
 copies the request out, validates it against the extent and answers, the driver finds each\n\
 segment's kept grant; and each round wakes two domains where the direct path wakes one. The\n\
 profile (`qemu-bench --profile-block`, see \"Profiling a benchmark\" below) charges a split request,\n\
-over the four kinds, about 470 instructions to blkback's intake, 420 to the driver's grant\n\
-look-ups, 365 to blkfront's request and 130 to its answer: together more than the whole direct\n\
+over the four kinds, about 480 instructions to blkback's intake, 430 to the driver's grant\n\
+look-ups, 345 to blkfront's request and 125 to its answer: together more than the whole direct\n\
 path, and most of it per segment (about 150 instructions for each of a 44 KiB request's 11, where\n\
 the direct path moves one buffer). Neighbouring granted pages do reach the device as one buffer\n\
 (blkback's exit line counts the segments joined), no grant hypercall is left in steady state, and\n\
