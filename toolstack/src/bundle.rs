@@ -323,7 +323,12 @@ fn read_kernel(config: &DomainConfig) -> Result<Vec<u8>, Error> {
     if kernel.is_empty() {
         return Err(fail(format!("kernel {} is empty", config.kernel.display())));
     }
-    Ok(kernel)
+    // What the hypervisor loads, hashes at every boot and copies: the
+    // loadable segments only, as `xl create` sends (a debug-info build is
+    // about 9 MB, nearly all of it sections the loader skips). An image its
+    // loader would refuse goes as it is, so that the boot names the reason.
+    let ram_bytes = config.memory_mib.saturating_mul(1 << 20);
+    Ok(crate::elf::loadable_image(&kernel, ram_bytes).unwrap_or(kernel))
 }
 
 fn check_total(length: usize) -> Result<(), Error> {

@@ -305,7 +305,8 @@ pub fn dummy_front(info: &StartInfo) -> ShutdownReason {
                 return fail(WHAT, "Closing", problem);
             }
         }
-        let seen = match bus.await_state(&back_state, |s| s >= XenbusState::Closing) {
+        let closing = bus.await_state(&back_state, |s| s >= XenbusState::Closing);
+        let seen = match if last { gone_is_closed(WHAT, closing) } else { closing } {
             Ok(state) => state,
             Err(problem) => return fail(WHAT, "waiting for the backend to close", problem),
         };
@@ -322,7 +323,8 @@ pub fn dummy_front(info: &StartInfo) -> ShutdownReason {
             return fail(WHAT, "Closed", problem);
         }
         if last {
-            if let Err(problem) = bus.await_state(&back_state, |s| s == XenbusState::Closed) {
+            let closed = bus.await_state(&back_state, |s| s == XenbusState::Closed);
+            if let Err(problem) = gone_is_closed(WHAT, closed) {
                 return fail(WHAT, "waiting for the backend's Closed", problem);
             }
             info!("{WHAT}: disconnected cleanly after {rounds} rounds");
@@ -338,6 +340,21 @@ pub fn dummy_front(info: &StartInfo) -> ShutdownReason {
         }
     }
     ShutdownReason::Poweroff
+}
+
+/// A wait for the backend's closing, where its domain going counts as
+/// Closed: on the last round the backend says Closed and powers off, the
+/// toolstack then removes its nodes, and a node gone from a home we may not
+/// read answers EACCES (ENOENT if we may). Linux's xenbus likewise reads a
+/// vanished state as Unknown, which frontends treat as closed.
+fn gone_is_closed(what: &str, waited: Result<XenbusState, StoreError>) -> Result<XenbusState, StoreError> {
+    match waited {
+        Err(StoreError::Store(XsError::Acces | XsError::Noent)) => {
+            info!("{what}: the backend's state node went with its domain: taken as Closed");
+            Ok(XenbusState::Closed)
+        }
+        other => other,
+    }
 }
 
 /// What one attack step should get.
