@@ -426,9 +426,13 @@ impl Domain {
     /// Frames another domain still maps (granted and pinned) are not freed
     /// but kept in `held_frames` until their last unmap.
     pub fn release_some(&mut self, machine: &mut impl MachineMemory, budget: usize) -> bool {
+        // One scan of the grant table per step, not one per frame (a 4 MiB
+        // domain's teardown scanned it a thousand times: millions of
+        // instructions with the hypervisor's lock held).
+        let pinned = self.active_grants.pinned_frames();
         for _ in 0..budget {
             match self.p2m.pop() {
-                Some(frame) if self.active_grants.is_frame_pinned(frame) => self.held_frames.push(frame),
+                Some(frame) if pinned.binary_search(&frame).is_ok() => self.held_frames.push(frame),
                 Some(frame) => {
                     machine.free_frame(frame);
                     self.released_frames += 1;

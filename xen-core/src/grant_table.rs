@@ -188,6 +188,16 @@ impl ActiveGrants {
         self.uses.iter().flatten().any(|active| active.frame == frame)
     }
 
+    /// The frames pinned refs hold, sorted, each once: to check many frames
+    /// against one scan of the table (teardown), where
+    /// [`is_frame_pinned`](Self::is_frame_pinned) would scan it per frame.
+    pub fn pinned_frames(&self) -> Vec<Frame> {
+        let mut frames: Vec<Frame> = self.uses.iter().flatten().map(|active| active.frame).collect();
+        frames.sort_unstable();
+        frames.dedup();
+        frames
+    }
+
     /// What others still use: at the granter's teardown, these frames must
     /// be kept (not scrubbed, not reused) until [`release`] reports each
     /// unpinned.
