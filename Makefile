@@ -44,7 +44,7 @@ run: images
 test: images lint
 	@echo "test: host unit tests, ring tests and QEMU boot tests (each QEMU test boots a machine under TCG)"
 	$(CARGO) test --workspace
-	@echo "test: loom model of the shared ring's memory ordering (about a minute)"
+	@echo "test: loom model of the shared ring's memory ordering (the longest part: about 8 minutes on 2 cores)"
 	RUSTFLAGS="--cfg loom" $(CARGO) test -p ring-protocol --release --test loom --target-dir target/loom
 
 lint: deps
