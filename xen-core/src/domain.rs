@@ -452,9 +452,9 @@ impl Domain {
     /// many were freed.
     pub fn free_unpinned_held_frames(&mut self, machine: &mut impl MachineMemory) -> u64 {
         let mut freed = 0;
-        let active = &self.active_grants;
+        let pinned = self.active_grants.pinned_frames();
         self.held_frames.retain(|&frame| {
-            if active.is_frame_pinned(frame) {
+            if pinned.binary_search(&frame).is_ok() {
                 return true;
             }
             machine.free_frame(frame);

@@ -356,18 +356,11 @@ impl Hypervisor {
         }
         let name = domain.name.clone();
         let reason = domain.shutdown.map_or(xen_abi::hypercall::sysctl::exit_record::DESTROYED, |reason| reason as u32);
-        let teardown = {
-            let mut frames = FRAMES.lock();
-            let mut machine = DirectMapMachine { frames: &mut frames };
-            // Frames unmapped since they were held back go now; an orphan
-            // keeps only those still mapped (it frees a frame at its last unmap).
-            domain.free_unpinned_held_frames(&mut machine);
-            drop(frames);
-            self.adopt_orphan(&mut domain);
-            let mut frames = FRAMES.lock();
-            let mut machine = DirectMapMachine { frames: &mut frames };
-            domain.destroy(&mut machine)
-        };
+        // Frames unmapped since they were held back go now; an orphan keeps
+        // only those still mapped (it frees a frame at its last unmap).
+        domain.free_unpinned_held_frames(&mut DirectMapMachine { frames: &mut FRAMES.lock() });
+        self.adopt_orphan(&mut domain);
+        let teardown = domain.destroy(&mut DirectMapMachine { frames: &mut FRAMES.lock() });
         info!(
             "{id} ({name}): torn down: {} RAM frames and {} page-table frames scrubbed and freed",
             teardown.ram_frames, teardown.table_frames

@@ -719,11 +719,10 @@ impl<'page, G: GrantPages> Blkfront<'page, G> {
     /// Returns the pages in `list` to the pool as they lie (the first ends on top), and
     /// vacates it.
     fn release(&mut self, list: usize) {
-        if let Some(pages) = self.lists.get_mut(list) {
+        if let Some(pages) = self.lists.get(list) {
             self.pool.put_back(pages);
-            pages.clear();
-            self.vacant_lists.push(list as u32);
         }
+        self.vacate(list);
     }
 
     /// Revokes the per-request grants of the pages in `list`. A page whose grant the

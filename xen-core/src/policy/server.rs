@@ -166,7 +166,7 @@ impl SecurityServer {
             limiter: RateLimiter::new(RateLimit::default()),
         };
         // The table is empty and the label well formed: this cannot fail.
-        let _ = server.intern(SECURITY_SERVER_TYPE, false);
+        let _ = server.intern(SECURITY_SERVER_TYPE, false, |_, _| true);
         Ok(server)
     }
 
@@ -208,7 +208,7 @@ impl SecurityServer {
     /// it on first use (Xen's `security_context_to_sid`). The active policy
     /// must declare its type.
     pub fn register_label(&mut self, label: &str) -> Result<SecurityId, LabelError> {
-        self.intern(label, true)
+        self.intern(label, true, |_, _| true)
     }
 
     /// The security id of `label` for a domain that `subject` asks to
@@ -226,31 +226,30 @@ impl SecurityServer {
         class: Class,
         permissions: u32,
     ) -> Result<SecurityId, LabelError> {
-        let parsed = Label::parse(label).ok_or(LabelError::Malformed)?;
-        let context = full_context(&parsed).ok_or(LabelError::Malformed)?;
-        if let Some(index) = self
-            .labels
-            .iter()
-            .position(|entry| entry.context == context)
-        {
-            return Ok(SecurityId(index as u16));
-        }
-        let type_id = self
-            .policy()
-            .lookup_type(parsed.type_name())
-            .ok_or(LabelError::UnknownType)?;
-        if self.mode == Mode::Enforcing {
-            let allowed = subject
-                .and_then(|subject| self.type_of(subject))
-                .map_or(0, |source| self.policy().allowed(source, type_id, class));
-            if permissions == 0 || allowed & permissions != permissions {
-                return Err(LabelError::NotPermitted);
+        self.intern(label, true, |server, type_id| {
+            if server.mode != Mode::Enforcing {
+                return true;
             }
-        }
-        self.intern(label, true)
+            let source = subject.and_then(|subject| server.type_of(subject));
+            match (source, type_id) {
+                (Some(source), Some(target)) => {
+                    permissions != 0
+                        && server.policy().allowed(source, target, class) & permissions
+                            == permissions
+                }
+                _ => false,
+            }
+        })
     }
 
-    fn intern(&mut self, label: &str, require_type: bool) -> Result<SecurityId, LabelError> {
+    /// The id of `label`, registering it if new and `admit` (asked with its
+    /// type) agrees; [`LabelError::NotPermitted`] if it does not.
+    fn intern(
+        &mut self,
+        label: &str,
+        require_type: bool,
+        admit: impl FnOnce(&Self, Option<TypeId>) -> bool,
+    ) -> Result<SecurityId, LabelError> {
         let parsed = Label::parse(label).ok_or(LabelError::Malformed)?;
         let context = full_context(&parsed).ok_or(LabelError::Malformed)?;
         let type_id = self.policy().lookup_type(parsed.type_name());
@@ -263,6 +262,9 @@ impl SecurityServer {
             .position(|entry| entry.context == context)
         {
             return Ok(SecurityId(index as u16));
+        }
+        if !admit(self, type_id) {
+            return Err(LabelError::NotPermitted);
         }
         let index = self.labels.len() as u16;
         self.labels
